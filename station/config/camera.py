@@ -1,0 +1,52 @@
+"""``[camera]``: which source to read, at what size and rate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from station.config.base import Section
+
+Size = tuple[int, int]
+
+
+def _check_size(value: Size, key: str) -> Size:
+    w, h = value
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise ValueError(f"{key} must be [width, height] with each between 16 and 8192")
+    return value
+
+
+class CameraSection(Section):
+    uri: str = Field(
+        default="synthetic",
+        description="picamera2[:N] | opencv:N | rtsp://... | VIDEO_FILE | IMAGE_FOLDER | synthetic[:SEED]",
+    )
+    main_size: Size = (1280, 720)
+    """Full-resolution stream for stills (width, height)."""
+    lores_size: Size = (320, 180)
+    """Low-resolution stream that motion detection watches (width, height)."""
+    fps: float = Field(default=10.0, gt=0, le=120)
+    speed: Literal["realtime", "max"] = "realtime"
+    """Replays and simulations: at the media's own pace, or as fast as possible."""
+    start_time: datetime | None = None
+    """Replays and simulations: wall time of the media's first frame (default: now)."""
+    scene_pictures: Path | None = None
+    """Synthetic scene: a folder of real animal pictures to walk across it instead of drawn animals."""
+    scene_duration_s: float | None = Field(default=None, gt=0)
+    """Synthetic scene: stop after this many seconds of scene time (default: endless)."""
+    retry_initial_s: float = Field(default=1.0, gt=0, le=60)
+    retry_max_s: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("main_size")
+    @classmethod
+    def _main(cls, v: Size) -> Size:
+        return _check_size(v, "main_size")
+
+    @field_validator("lores_size")
+    @classmethod
+    def _lores(cls, v: Size) -> Size:
+        return _check_size(v, "lores_size")

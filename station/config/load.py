@@ -1,0 +1,90 @@
+"""The root config model and the loader that turns pydantic errors into plain sentences."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from station.config.base import Section
+from station.config.camera import CameraSection
+from station.config.events import EventsSection
+from station.config.identity import StationSection
+from station.config.logging import LoggingSection
+from station.config.motion import MotionSection
+from station.config.storage import StorageSection
+
+
+class StationConfig(Section):
+    station: StationSection
+    camera: CameraSection = CameraSection()
+    motion: MotionSection = MotionSection()
+    events: EventsSection = EventsSection()
+    storage: StorageSection = StorageSection()
+    logging: LoggingSection = LoggingSection()
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable. ``problems`` holds one sentence per bad key."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} configuration error(s):\n{lines}")
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The section model that holds the key at ``loc`` (to list the keys it allows)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        ann = getattr(field, "annotation", None) if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(StationConfig, loc)
+        allowed = ", ".join(sorted(parent.model_fields)) if parent else "see deploy/station.example.toml"
+        return f"{key}: unknown key (allowed here: {allowed})"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    if "input" in err and not isinstance(err["input"], dict):
+        return f"{key} = {err['input']!r}: {msg}"
+    return f"{key}: {msg}"
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> StationConfig:
+    """Read and validate ``path``; ``overrides`` (section -> key -> value) win over the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    for section, values in (overrides or {}).items():
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(str(path), [f"{section}: must be a table, not {type(target).__name__}"])
+        target.update(values)
+    return parse_config(data, str(path))
