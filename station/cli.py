@@ -1,0 +1,217 @@
+"""``station`` command line: a thin layer over the library.
+
+    station run --config FILE [--camera URI] [--duration S] [--speed max] [--data-dir DIR]
+    station config check FILE
+    station events (--data-dir DIR | --config FILE) [--json]
+    station scene [--seed N] [--duration S] [--json]
+    station bench motion [--json]
+    station demo [--duration S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from station import __version__
+from station.config import ConfigError, StationConfig, load_config
+from station.log import get_logger, setup_logging
+
+log = get_logger("cli")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    out: dict = {}
+    if getattr(args, "camera", None):
+        out.setdefault("camera", {})["uri"] = args.camera
+    if getattr(args, "speed", None):
+        out.setdefault("camera", {})["speed"] = args.speed
+    if getattr(args, "data_dir", None):
+        out.setdefault("storage", {})["data_dir"] = str(args.data_dir)
+    if getattr(args, "log_level", None):
+        out.setdefault("logging", {})["level"] = args.log_level
+    return out
+
+
+def _install_signal_handlers(stop) -> None:
+    def handler(signum, _frame):
+        log.info("signal received; stopping", signal=signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_station(cfg: StationConfig, duration: float | None, on_closed=None) -> int:
+    from station.camera.base import CameraError
+    from station.daemon import StationDaemon, write_truth_if_simulated
+
+    try:
+        daemon = StationDaemon.build(cfg, on_closed=on_closed)
+    except (CameraError, ValueError) as exc:
+        print(f"station: camera: {exc}", file=sys.stderr)
+        return 2
+    _install_signal_handlers(daemon.stop)
+    daemon.run(duration_s=duration)
+    truth = write_truth_if_simulated(daemon.camera, cfg.storage.data_dir)
+    if truth:
+        log.info("scene ground truth written", path=str(truth))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, _overrides(args))
+    setup_logging(cfg.logging.level)
+    return run_station(cfg, args.duration)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file)
+    print(f"{args.file}: OK")
+    print(f"  station {cfg.station.id} (deployment {cfg.station.deployment_id}) "
+          f"at {cfg.station.latitude:.5f}, {cfg.station.longitude:.5f}")
+    print(f"  camera {cfg.camera.uri} main {cfg.camera.main_size[0]}x{cfg.camera.main_size[1]} "
+          f"lores {cfg.camera.lores_size[0]}x{cfg.camera.lores_size[1]} @ {cfg.camera.fps:g} fps")
+    print(f"  events to {cfg.storage.data_dir} (free-space floor {cfg.storage.min_free_mb:g} MB"
+          + (f", cap {cfg.storage.max_size_mb:g} MB)" if cfg.storage.max_size_mb else ")"))
+    return 0
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4] + "Z"
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from station.events.store import EventStore
+
+    if args.data_dir:
+        data_dir = Path(args.data_dir)
+    elif args.config:
+        data_dir = load_config(args.config).storage.data_dir
+    else:
+        print("station events: give --data-dir DIR or --config FILE", file=sys.stderr)
+        return 2
+    if not data_dir.is_dir():
+        print(f"station events: {data_dir}: no such directory", file=sys.stderr)
+        return 2
+    records = list(EventStore(data_dir).records())
+    if args.json:
+        json.dump(records, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"{'event id':36}  {'start (UTC)':23}  {'length':>7}  {'stills':>6}  {'pre':>5}  {'status':7}  end reason")
+    for r in records:
+        end = r.get("end_timestamp")
+        length = f"{end - r['start_timestamp']:.1f}s" if end is not None else "-"
+        stills = sum(1 for f in r.get("frames", []) if f.get("file"))
+        print(f"{r['id']:36}  {_fmt_time(r['start_timestamp']):23}  {length:>7}  {stills:>6}  "
+              f"{r.get('pre_trigger_s', 0):>4.1f}s  {r.get('status', '?'):7}  {r.get('end_reason') or '-'}")
+    print(f"{len(records)} event(s) in {data_dir}")
+    return 0
+
+
+def cmd_scene(args: argparse.Namespace) -> int:
+    from station.camera.synthetic import build_schedule
+
+    schedule = build_schedule(args.seed, args.duration)
+    data = schedule.to_dict()
+    if args.json:
+        json.dump(data, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"synthetic scene seed {args.seed}, {args.duration:g} s")
+    for c in data["crossings"]:
+        print(f"  crossing  {c['start_s']:8.1f} – {c['end_s']:8.1f} s  {c['tag']}{' (night)' if c.get('night') else ''}")
+    for d in data["disturbances"]:
+        print(f"  quiet     {d['start_s']:8.1f} – {d['end_s']:8.1f} s  {d['kind']}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from station.bench import motion as bench_motion
+
+    report = bench_motion.run(quick=args.quick)
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    else:
+        bench_motion.print_report(report)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from station.demo import run_demo
+
+    return run_demo(duration=args.duration, data_dir=args.data_dir, seed=args.seed,
+                    pictures=args.pictures, speed=args.speed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="station", description="Camera-trap field station")
+    p.add_argument("--version", action="version", version=f"station {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the station daemon")
+    run.add_argument("--config", required=True, type=Path, help="station TOML file")
+    run.add_argument("--camera", help="override camera.uri (picamera2, opencv:N, rtsp://..., FILE, DIR, synthetic[:SEED])")
+    run.add_argument("--duration", type=float, help="stop after S seconds (camera clock)")
+    run.add_argument("--speed", choices=["realtime", "max"], help="replay/simulation pace")
+    run.add_argument("--data-dir", type=Path, help="override storage.data_dir")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="configuration tools")
+    csub = config.add_subparsers(dest="config_command", required=True)
+    check = csub.add_parser("check", help="validate a station TOML file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_config_check)
+
+    events = sub.add_parser("events", help="list the events in a station's store")
+    events.add_argument("--data-dir", type=Path)
+    events.add_argument("--config", type=Path)
+    events.add_argument("--json", action="store_true")
+    events.set_defaults(func=cmd_events)
+
+    scene = sub.add_parser("scene", help="show what a synthetic scene will contain (its ground truth)")
+    scene.add_argument("--seed", type=int, default=0)
+    scene.add_argument("--duration", type=float, default=600.0)
+    scene.add_argument("--json", action="store_true")
+    scene.set_defaults(func=cmd_scene)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    bm = bsub.add_parser("motion", help="motion detection speed, idle CPU, RSS, and accuracy against a frame-difference baseline")
+    bm.add_argument("--json", action="store_true")
+    bm.add_argument("--quick", action="store_true", help="shorter run (less precise figures)")
+    bm.set_defaults(func=cmd_bench)
+
+    demo = sub.add_parser("demo", help="a simulated station on this machine, printing events as they happen")
+    demo.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")
+    demo.add_argument("--data-dir", type=Path, default=None, help="where events go (default: a temporary folder)")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--pictures", type=Path, default=None, help="folder of real animal pictures to walk across the scene")
+    demo.add_argument("--speed", choices=["realtime", "max"], default="realtime")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging("info")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""The station daemon: the one place that builds the object graph and runs the capture loop.
+
+    camera ─► motion detector ─► event recorder ─► event writer thread ─► event store
+                                                        └─► disk guard (prune oldest)
+
+The capture loop never waits for the disk: the writer thread takes stills and records
+through a bounded hand-off. A camera that fails is closed, retried with exponential
+backoff and reported; it never stops the daemon. ``stop()`` (SIGTERM/SIGINT) closes the
+open event, writes everything queued and returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from station.camera.base import Camera, CameraError
+from station.config import StationConfig
+from station.events.recorder import EventRecorder
+from station.events.retention import DiskGuard
+from station.events.store import EventStore
+from station.events.writer import EventWriter
+from station.log import get_logger
+from station.motion.types import MotionResult
+
+log = get_logger("daemon")
+
+STATS_INTERVAL_S = 60.0
+
+
+@dataclass
+class Stats:
+    started: float = field(default_factory=time.time)
+    frames: int = 0
+    motion_frames: int = 0
+    light_jumps: int = 0
+    camera_failures: int = 0
+    camera_state: str = "starting"
+    last_frame_time: float | None = None
+
+
+class Detector:
+    """What the daemon needs of a motion detector (MotionDetector or the baseline)."""
+
+    def detect(self, gray) -> MotionResult: ...  # pragma: no cover - protocol
+
+    def reset(self) -> None: ...  # pragma: no cover - protocol
+
+
+DetectorFactory = Callable[[tuple[int, int], float], Detector]
+
+
+def default_detector_factory(cfg: StationConfig) -> DetectorFactory:
+    from station.motion.detector import MotionDetector
+
+    return lambda size, fps: MotionDetector(cfg.motion, size, fps)
+
+
+class StationDaemon:
+    def __init__(self, cfg: StationConfig, camera: Camera, detector_factory: DetectorFactory,
+                 store: EventStore, writer: EventWriter, recorder: EventRecorder):
+        self.cfg = cfg
+        self.camera = camera
+        self.detector_factory = detector_factory
+        self.store = store
+        self.writer = writer
+        self.recorder = recorder
+        self.stats = Stats()
+        self._stop = threading.Event()
+        self._detector: Detector | None = None
+        self._detector_shape: tuple[int, int] | None = None
+
+    @classmethod
+    def build(cls, cfg: StationConfig, camera: Camera | None = None,
+              on_closed: Callable[[dict], None] | None = None) -> "StationDaemon":
+        """Wire the real pieces from a validated config."""
+        from station.camera import open_camera
+
+        camera = camera or open_camera(cfg.camera.uri, cfg.camera)
+        store = EventStore(cfg.storage.data_dir)
+        guard = DiskGuard(store, cfg.storage.min_free_mb, cfg.storage.max_size_mb)
+        writer = EventWriter(store, guard, jpeg_quality=cfg.events.jpeg_quality,
+                             max_pending_images=cfg.storage.writer_queue,
+                             check_interval_s=cfg.storage.check_interval_s, on_closed=on_closed)
+        recorder = EventRecorder(cfg.events, cfg.station.id, cfg.station.deployment_id, writer,
+                                 frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
+        return cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder)
+
+    def stop(self) -> None:
+        """Ask the capture loop to finish; safe from a signal handler or another thread."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the capture loop ---------------------------------------------------------------
+    def run(self, duration_s: float | None = None) -> None:
+        """Capture until stopped, until a finite source ends, or for ``duration_s``.
+
+        ``duration_s`` counts on the camera's clock: wall time for live cameras, media
+        time for replays and simulations (so ``--speed max`` runs a 10-minute scene in
+        however long it takes to compute).
+        """
+        cfg = self.cfg
+        recovered = self.store.recover()
+        self.writer.start()
+        if self.writer.guard is not None:
+            self.writer.guard.check()
+        log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
+                 camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
+                 recovered_events=len(recovered))
+        wall_start = time.monotonic()
+        first_ts: float | None = None
+        backoff = cfg.camera.retry_initial_s
+        is_open = False
+        next_stats = time.monotonic() + STATS_INTERVAL_S
+        period = 1.0 / self.camera.fps if self.camera.fps else 0.1
+        last_ts = float("-inf")
+        try:
+            while not self._stop.is_set():
+                if not is_open:
+                    try:
+                        self.camera.open()
+                        is_open = True
+                        self.stats.camera_state = "ok"
+                        log.info("camera open", camera=self.camera.uri)
+                    except CameraError as exc:
+                        backoff = self._camera_failed(exc, backoff, "open")
+                        continue
+                try:
+                    frame = self.camera.read(want_main=self.recorder.still_due(last_ts + period))
+                    if frame is None:
+                        log.info("end of media", camera=self.camera.uri, frames=self.stats.frames)
+                        self.stats.camera_state = "ended"
+                        break
+                    result = self._detect(frame.lores)
+                except CameraError as exc:
+                    self.recorder.interrupt("camera_failed")
+                    self._close_camera()
+                    is_open = False
+                    backoff = self._camera_failed(exc, backoff, "read")
+                    continue
+                backoff = cfg.camera.retry_initial_s
+                last_ts = frame.timestamp
+                if first_ts is None:
+                    first_ts = frame.timestamp
+                self.recorder.feed(frame, result)
+                self._count(frame.timestamp, result)
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + STATS_INTERVAL_S
+                    self._log_stats()
+                if duration_s is not None:
+                    elapsed = (time.monotonic() - wall_start) if self.camera.live else (frame.timestamp - first_ts)
+                    if elapsed >= duration_s:
+                        break
+        finally:
+            self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
+            self._close_camera()
+            self.writer.stop()
+            self._log_stats()
+            log.info("station stopped", events=self.recorder.events_closed, frames=self.stats.frames)
+
+    def _detect(self, lores) -> MotionResult:
+        shape = lores.shape[:2]
+        if lores.ndim != 2:
+            raise CameraError(f"{self.camera.uri}: low-resolution frame is not grayscale (shape {lores.shape})")
+        if self._detector is None or shape != self._detector_shape:
+            if self._detector is not None:
+                log.warning("motion frame size changed; new background", old=self._detector_shape, new=shape)
+            self._detector = self.detector_factory((shape[1], shape[0]), self.camera.fps)
+            self._detector_shape = shape
+        return self._detector.detect(lores)
+
+    def _count(self, ts: float, result: MotionResult) -> None:
+        s = self.stats
+        s.frames += 1
+        s.last_frame_time = ts
+        s.motion_frames += result.motion
+        s.light_jumps += result.light_jump
+
+    def _camera_failed(self, exc: Exception, backoff: float, stage: str) -> float:
+        self.stats.camera_failures += 1
+        self.stats.camera_state = "failed"
+        log.error("camera failed; retrying", stage=stage, camera=self.camera.uri, error=str(exc),
+                  retry_in_s=round(backoff, 1), failures=self.stats.camera_failures)
+        self._stop.wait(backoff)
+        if self._detector is not None:
+            self._detector.reset()
+        return min(backoff * 2, self.cfg.camera.retry_max_s)
+
+    def _close_camera(self) -> None:
+        try:
+            self.camera.close()
+        except Exception as exc:  # noqa: BLE001 - a broken camera may fail to close too
+            log.warning("camera close failed", camera=self.camera.uri, error=str(exc))
+
+    def _log_stats(self) -> None:
+        s = self.stats
+        log.info("stats", frames=s.frames, motion_frames=s.motion_frames, light_jumps=s.light_jumps,
+                 events=self.recorder.events_closed, stills_written=self.writer.stills_written,
+                 stills_dropped=self.writer.stills_dropped, writer_pending=self.writer.pending,
+                 camera=s.camera_state, camera_failures=s.camera_failures)
+
+
+def write_truth_if_simulated(camera: Camera, data_dir: Path) -> Path | None:
+    """A synthetic scene knows what crossed when; keep it beside the events for scoring."""
+    writer = getattr(camera, "write_truth", None)
+    if writer is None:
+        return None
+    path = Path(data_dir) / "scene_truth.json"
+    writer(path)
+    return path

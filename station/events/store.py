@@ -1,0 +1,199 @@
+"""The local event store: one folder per event, JPEG stills plus one JSON record.
+
+    DATA_DIR/events/<event-id>/event.json
+    DATA_DIR/events/<event-id>/000.jpg, 001.jpg, ...
+
+Event ids are UUIDv7, so folder names sort by time and the oldest event is the first.
+Every file is written to a temporary name, flushed to the card and renamed, so a power
+cut leaves either the old file or the new one, never half of one. The JPEGs carry no
+metadata at all (no EXIF, hence no GPS): OpenCV's encoder writes none.
+
+This store is the hand-off point: the classifier and the MQTT feed read records from
+here and add their own keys with :meth:`EventStore.update`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from station.events.model import iso
+from station.log import get_logger
+
+log = get_logger("store")
+
+RECORD_NAME = "event.json"
+
+
+class StoreError(RuntimeError):
+    """A record or frame in the store is unreadable; the message names the file."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise StoreError(f"JPEG encoding failed for an image of shape {image.shape}")
+    return buf.tobytes()
+
+
+class EventStore:
+    def __init__(self, data_dir: str | Path):
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "events"
+        self._lock = threading.RLock()
+        self._sizes: dict[str, int] | None = None
+
+    # -- layout ---------------------------------------------------------------
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def event_dir(self, event_id: str) -> Path:
+        return self.root / event_id
+
+    def ids(self) -> list[str]:
+        """Event ids, oldest first (ids are time-sortable)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    # -- writing --------------------------------------------------------------
+    def write_record(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            folder = self.event_dir(record["id"])
+            folder.mkdir(parents=True, exist_ok=True)
+            data = json.dumps(record, indent=1, sort_keys=False).encode()
+            atomic_write(folder / RECORD_NAME, data)
+            self._account(record["id"])
+
+    def write_still(self, event_id: str, name: str, image: np.ndarray, quality: int = 90) -> int:
+        data = encode_jpeg(image, quality)
+        folder = self.event_dir(event_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / name, data)
+        self._account(event_id)
+        return len(data)
+
+    def update(self, event_id: str, **keys: Any) -> dict[str, Any]:
+        """Set top-level keys of a record (read, modify, write atomically)."""
+        with self._lock:
+            record = self.load(event_id)
+            record.update(keys)
+            self.write_record(record)
+            return record
+
+    def delete(self, event_id: str) -> None:
+        with self._lock:
+            shutil.rmtree(self.event_dir(event_id), ignore_errors=True)
+            if self._sizes is not None:
+                self._sizes.pop(event_id, None)
+
+    # -- reading --------------------------------------------------------------
+    def load(self, event_id: str) -> dict[str, Any]:
+        path = self.event_dir(event_id) / RECORD_NAME
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StoreError(f"{path}: no event record") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{path}: unreadable event record ({exc})") from None
+        if not isinstance(record, dict) or record.get("id") != event_id:
+            raise StoreError(f"{path}: not an event record for {event_id}")
+        return record
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every readable record, oldest first; unreadable ones are logged and skipped."""
+        for event_id in self.ids():
+            try:
+                yield self.load(event_id)
+            except StoreError as exc:
+                log.warning("skipping unreadable event", error=str(exc))
+
+    def frame_path(self, event_id: str, name: str) -> Path:
+        return self.event_dir(event_id) / name
+
+    # -- sizes ----------------------------------------------------------------
+    def _dir_size(self, event_id: str) -> int:
+        total = 0
+        try:
+            for entry in os.scandir(self.event_dir(event_id)):
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:
+            pass
+        return total
+
+    def _account(self, event_id: str) -> None:
+        if self._sizes is not None:
+            self._sizes[event_id] = self._dir_size(event_id)
+
+    def size_bytes(self) -> int:
+        """Bytes used by all events (measured once, then kept up to date by writes)."""
+        with self._lock:
+            if self._sizes is None:
+                self._sizes = {eid: self._dir_size(eid) for eid in self.ids()}
+            return sum(self._sizes.values())
+
+    def event_size(self, event_id: str) -> int:
+        with self._lock:
+            if self._sizes is not None and event_id in self._sizes:
+                return self._sizes[event_id]
+            return self._dir_size(event_id)
+
+    # -- crash recovery -------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Close records left open by a crash or power cut; remove stray temp files.
+
+        Returns the ids of recovered events. Their end time is their last still's.
+        """
+        recovered = []
+        if not self.root.is_dir():
+            return recovered
+        for event_id in self.ids():
+            folder = self.event_dir(event_id)
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+            try:
+                record = self.load(event_id)
+            except StoreError as exc:
+                log.warning("event folder without a readable record", error=str(exc))
+                continue
+            if record.get("status") != "open":
+                continue
+            frames = [f for f in record.get("frames", []) if f.get("file") and (folder / f["file"]).is_file()]
+            last = max([f["timestamp"] for f in frames], default=record["start_timestamp"])
+            record.update(status="closed", end_reason="interrupted", frames=frames,
+                          end_timestamp=last, end=iso(last))
+            self.write_record(record)
+            recovered.append(event_id)
+            log.warning("recovered interrupted event", id=event_id, stills=len(frames))
+        return recovered

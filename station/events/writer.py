@@ -1,0 +1,184 @@
+"""The disk side of events: a thread that writes stills and records off the capture path.
+
+The capture thread hands over work and returns at once. Images wait in a bounded
+number of slots; when the disk falls that far behind, a new still is dropped (and
+counted in its event's record) rather than stalling capture. Records are never
+dropped: a record that cannot be written (disk full) is kept and written again once
+there is room.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from station.events.model import Event, Still
+from station.events.retention import DiskGuard
+from station.events.store import EventStore
+from station.log import get_logger
+
+log = get_logger("writer")
+
+_STOP = object()
+
+
+class EventWriter:
+    """An :class:`~station.events.recorder.EventSink` that persists to an :class:`EventStore`."""
+
+    def __init__(self, store: EventStore, guard: DiskGuard | None = None, jpeg_quality: int = 90,
+                 max_pending_images: int = 64, check_interval_s: float = 30.0,
+                 on_closed: Callable[[dict[str, Any]], None] | None = None):
+        self.store = store
+        self.guard = guard
+        self.jpeg_quality = jpeg_quality
+        self.check_interval_s = check_interval_s
+        self.on_closed = on_closed
+        self._queue: queue.Queue = queue.Queue()
+        self._slots = threading.BoundedSemaphore(max_pending_images)
+        self._failed: dict[str, dict[int, str]] = {}
+        self._unwritten: dict[str, dict[str, Any]] = {}
+        self._open_ids: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._last_check = 0.0
+        self.stills_written = 0
+        self.stills_dropped = 0
+        self.records_written = 0
+
+    # -- EventSink, called on the capture thread --------------------------------
+    def opened(self, event: Event) -> None:
+        self._open_ids.add(event.id)
+        self._queue.put(("record", event.to_record()))
+
+    def still(self, event: Event, still: Still, image: np.ndarray) -> None:
+        if not self._slots.acquire(blocking=False):
+            still.error = "dropped: disk writer behind"
+            event.frames_dropped += 1
+            self.stills_dropped += 1
+            log.warning("still dropped, disk writer behind", id=event.id, index=still.index,
+                        pending=self.pending)
+            return
+        still.file = f"{still.index:03d}.jpg"
+        self._queue.put(("still", event.id, still.index, still.file, image, event.to_record()))
+
+    def closed(self, event: Event) -> None:
+        self._queue.put(("closed", event.to_record()))
+
+    # -- lifecycle --------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> "EventWriter":
+        self.store.ensure()
+        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then stop."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("event writer did not finish in time", pending=self.pending)
+        self._thread = None
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Block until everything queued so far is on disk (for tests and shutdown)."""
+        done = threading.Event()
+        self._queue.put(("sync", done))
+        return done.wait(timeout)
+
+    # -- the writer thread --------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                item = None
+            if time.monotonic() - self._last_check >= self.check_interval_s:
+                self._check_disk()
+                if self._unwritten and not (self.guard is not None and self.guard.low):
+                    self._retry_unwritten()
+            if item is _STOP:
+                self._retry_unwritten()
+                return
+            if item is None:
+                continue
+            try:
+                self._handle(item)
+            except Exception:  # noqa: BLE001 - the writer must outlive any one bad item
+                log.exception("event writer failed on an item", kind=item[0])
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "still":
+            _, event_id, index, name, image, record = item
+            try:
+                self._write_still(event_id, index, name, image)
+            finally:
+                self._slots.release()
+            self._write_record(record)
+        elif kind == "record":
+            self._write_record(item[1])
+        elif kind == "closed":
+            record = item[1]
+            self._open_ids.discard(record["id"])
+            if self._write_record(record):
+                self._failed.pop(record["id"], None)
+                if self.on_closed is not None:
+                    self.on_closed(record)
+        elif kind == "sync":
+            self._retry_unwritten()
+            item[1].set()
+
+    def _write_still(self, event_id: str, index: int, name: str, image: np.ndarray) -> None:
+        if self.guard is not None and self.guard.low:
+            self._failed.setdefault(event_id, {})[index] = "not saved: disk low"
+            return
+        try:
+            self.store.write_still(event_id, name, image, self.jpeg_quality)
+            self.stills_written += 1
+        except OSError as exc:
+            self._failed.setdefault(event_id, {})[index] = f"not saved: {exc.strerror or exc}"
+            log.error("cannot write still", id=event_id, file=name, error=str(exc))
+            self._check_disk()
+
+    def _write_record(self, record: dict[str, Any]) -> bool:
+        failed = self._failed.get(record["id"])
+        if failed:
+            for frame in record["frames"]:
+                if frame["index"] in failed:
+                    frame["file"] = None
+                    frame["error"] = failed[frame["index"]]
+        try:
+            self.store.write_record(record)
+        except OSError as exc:
+            self._unwritten[record["id"]] = record
+            log.error("cannot write event record; will retry", id=record["id"], error=str(exc))
+            self._check_disk()
+            return False
+        self._unwritten.pop(record["id"], None)
+        self.records_written += 1
+        return True
+
+    def _retry_unwritten(self) -> None:
+        for record in list(self._unwritten.values()):
+            if self._write_record(record) and record["status"] == "closed":
+                self._failed.pop(record["id"], None)
+                if self.on_closed is not None:
+                    self.on_closed(record)
+
+    def _check_disk(self) -> None:
+        self._last_check = time.monotonic()
+        if self.guard is None:
+            return
+        try:
+            self.guard.check(protect=set(self._open_ids) | set(self._unwritten))
+        except OSError as exc:
+            log.error("disk check failed", error=str(exc))

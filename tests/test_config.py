@@ -1,0 +1,124 @@
+"""Configuration: every error names the key, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from station.config import ConfigError, load_config, parse_config
+from tests.conftest import EXAMPLE_CONFIG
+
+GOOD_STATION = {"id": "s1", "deployment_id": "d1", "latitude": 43.0, "longitude": 134.0}
+
+
+def problems(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "x.toml")
+    return info.value.problems
+
+
+def test_the_shipped_example_is_valid():
+    cfg = load_config(EXAMPLE_CONFIG)
+    assert cfg.station.id == "lazovsky-07"
+    assert cfg.station.feature_type == "trailGame"
+    assert cfg.camera.uri == "picamera2"
+
+
+def test_defaults_fill_everything_but_identity():
+    cfg = parse_config({"station": GOOD_STATION})
+    assert cfg.events.pre_trigger_s > 0
+    assert cfg.motion.threshold == 20 or cfg.motion.threshold > 0
+
+
+def test_missing_identity_is_named():
+    found = problems({"station": {"id": "s1"}})
+    assert "station.deployment_id: required key is missing" in found
+    assert "station.latitude: required key is missing" in found
+
+
+def test_out_of_range_value_names_key_value_and_limit():
+    (msg,) = problems({"station": GOOD_STATION, "motion": {"threshold": 300}})
+    assert msg.startswith("motion.threshold = 300")
+    assert "255" in msg
+
+
+def test_typo_in_a_key_lists_the_allowed_keys():
+    (msg,) = problems({"station": GOOD_STATION, "events": {"pre_triger_s": 3}})
+    assert msg.startswith("events.pre_triger_s: unknown key")
+    assert "pre_trigger_s" in msg
+
+
+def test_unknown_section_is_refused():
+    (msg,) = problems({"station": GOOD_STATION, "mqtt_typo": {}})
+    assert msg.startswith("mqtt_typo: unknown key")
+
+
+def test_bad_choice_lists_the_choices():
+    (msg,) = problems({"station": GOOD_STATION, "camera": {"speed": "fast"}})
+    assert "'realtime' or 'max'" in msg
+
+
+def test_station_id_must_be_safe_for_mqtt_topics():
+    (msg,) = problems({"station": {**GOOD_STATION, "id": "a/b#"}})
+    assert msg.startswith("station.id = 'a/b#'")
+
+
+def test_mask_polygons_are_checked():
+    found = problems({"station": GOOD_STATION, "motion": {"masks": [[[0, 0], [1.5, 0], [1, 1]]]}})
+    assert "outside the frame" in found[0]
+    found = problems({"station": GOOD_STATION, "motion": {"masks": [[[0, 0], [1, 0]]]}})
+    assert "at least 3" in found[0]
+
+
+def test_even_blur_kernel_is_refused():
+    (msg,) = problems({"station": GOOD_STATION, "motion": {"blur": 4}})
+    assert "odd" in msg
+
+
+def test_all_problems_are_reported_at_once():
+    found = problems({"station": {**GOOD_STATION, "latitude": 91}, "camera": {"fps": 0}, "events": {"cooldown_s": -1}})
+    assert len(found) == 3
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[station\nid = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert "not valid TOML" in str(info.value)
+
+
+def test_missing_file_is_named(tmp_path: Path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.toml")
+    assert "nope.toml" in str(info.value) and "file not found" in str(info.value)
+
+
+def test_overrides_are_validated_too(config_file: Path):
+    with pytest.raises(ConfigError) as info:
+        load_config(config_file, {"camera": {"speed": "warp"}})
+    assert "camera.speed = 'warp'" in str(info.value)
+
+
+def test_config_check_command_prints_the_same(tmp_path: Path, station_cmd):
+    path = tmp_path / "bad.toml"
+    path.write_text('[station]\nid = "s1"\ndeployment_id = "d1"\nlatitude = 43\nlongitude = 200\n')
+    out = subprocess.run([*station_cmd, "config", "check", str(path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "station.longitude = 200" in out.stderr
+    ok = subprocess.run([*station_cmd, "config", "check", str(EXAMPLE_CONFIG)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout
+
+
+def test_daemon_refuses_to_start_half_configured(tmp_path: Path, station_cmd):
+    path = tmp_path / "half.toml"
+    path.write_text('[station]\nid = "s1"\n')
+    out = subprocess.run([*station_cmd, "run", "--config", str(path), "--duration", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "station.deployment_id: required key is missing" in out.stderr
+    assert not (tmp_path / "data").exists()
