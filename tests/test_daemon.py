@@ -1,0 +1,178 @@
+"""The daemon's capture loop: events end to end, camera failures, shutdown, a stalled card."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from station.camera.base import Camera, CameraError, Frame
+from station.config import parse_config
+from station.daemon import StationDaemon
+from station.events.store import EventStore
+
+T0 = 1_790_000_000.0
+LORES = (160, 90)
+MAIN = (320, 180)
+
+
+def background() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    noise = rng.integers(60, 120, (MAIN[1] // 8, MAIN[0] // 8), dtype=np.uint8)
+    base = cv2.resize(noise, MAIN, interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
+
+
+class ScriptedCamera(Camera):
+    """Plays a scene where a dark animal walks across from ``walk[0]`` to ``walk[1]``.
+
+    ``fail_opens`` opens fail first; ``fail_reads`` are frame indices where the cable
+    comes loose (the read raises and the camera must be reopened).
+    """
+
+    live = False
+
+    def __init__(self, frames=200, walk=(60, 100), fail_opens=0, fail_reads=(), fps=10.0, endless=False):
+        self.uri = "scripted:test"
+        self.fps = fps
+        self.frames, self.walk, self.endless = frames, walk, endless
+        self.fail_opens, self.fail_reads = fail_opens, set(fail_reads)
+        self.open_calls = self.close_calls = 0
+        self.index = 0
+        self.mains = 0
+        self.bg = background()
+        self.is_open = False
+
+    def open(self):
+        self.open_calls += 1
+        if self.open_calls <= self.fail_opens:
+            raise CameraError(f"{self.uri}: no camera detected")
+        self.is_open = True
+
+    def close(self):
+        self.close_calls += 1
+        self.is_open = False
+
+    def image(self, i: int) -> np.ndarray:
+        img = self.bg.copy()
+        a, b = self.walk
+        if a <= i < b or (self.endless and i >= a):
+            x = int((i - a) % (b - a) / (b - a) * (MAIN[0] - 60))
+            cv2.ellipse(img, (x + 30, 120), (30, 16), 0, 0, 360, (20, 40, 70), -1)
+        return img
+
+    def read(self, want_main=False):
+        assert self.is_open, "read on a closed camera"
+        i = self.index
+        if i in self.fail_reads:
+            self.fail_reads.discard(i)
+            raise CameraError(f"{self.uri}: frame timeout")
+        if i >= self.frames and not self.endless:
+            return None
+        self.index += 1
+        img = self.image(i)
+        lores = cv2.cvtColor(cv2.resize(img, LORES, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        self.mains += want_main
+        return Frame(i, T0 + i / self.fps, lores, img if want_main else None)
+
+
+def config(tmp_path: Path, **events):
+    return parse_config({
+        "station": {"id": "t1", "deployment_id": "t1-d", "latitude": 43.0, "longitude": 131.0},
+        "camera": {"uri": "scripted:test", "main_size": list(MAIN), "lores_size": list(LORES),
+                   "retry_initial_s": 0.01, "retry_max_s": 0.05},
+        "events": {"post_motion_s": 1.0, "cooldown_s": 1.0, **events},
+        "storage": {"data_dir": str(tmp_path / "data"), "min_free_mb": 0},
+    })
+
+
+def run(tmp_path: Path, camera: Camera, duration=None, **events) -> tuple[StationDaemon, list[dict]]:
+    daemon = StationDaemon.build(config(tmp_path, **events), camera=camera)
+    daemon.run(duration_s=duration)
+    return daemon, list(EventStore(tmp_path / "data").records())
+
+
+def test_an_animal_walking_past_becomes_one_event_with_stills_before_the_trigger(tmp_path):
+    camera = ScriptedCamera()
+    daemon, records = run(tmp_path, camera)
+    assert len(records) == 1
+    (r,) = records
+    assert r["status"] == "closed" and r["end_reason"] == "motion_ended"
+    assert r["start_timestamp"] < T0 + 60 / 10, "the event starts before the animal appeared"
+    assert r["trigger_timestamp"] <= T0 + 62 / 10
+    assert r["end_timestamp"] >= T0 + 99 / 10
+    assert any(f["pre_trigger"] for f in r["frames"])
+    for f in r["frames"]:
+        assert (tmp_path / "data" / "events" / r["id"] / f["file"]).is_file()
+    assert camera.mains < camera.frames / 2, "full-resolution frames only when a still is due"
+    assert daemon.stats.camera_state == "ended"
+
+
+def test_a_camera_that_is_not_there_yet_is_retried_with_backoff(tmp_path):
+    camera = ScriptedCamera(fail_opens=3)
+    daemon, records = run(tmp_path, camera)
+    assert camera.open_calls == 4
+    assert daemon.stats.camera_failures == 3
+    assert len(records) == 1, "once the camera came up, the crossing was recorded"
+
+
+def test_a_loose_cable_mid_event_closes_the_event_and_capture_resumes(tmp_path):
+    camera = ScriptedCamera(frames=300, walk=(60, 140), fail_reads={80})
+    daemon, records = run(tmp_path, camera)
+    reasons = [r["end_reason"] for r in records]
+    assert reasons[0] == "camera_failed"
+    assert camera.open_calls == 2
+    assert daemon.stats.frames == 300, "every frame after the reconnect was watched"
+    assert len(records) == 2, "motion after the reconnect starts a new event"
+
+
+def test_stop_closes_and_writes_the_open_event(tmp_path):
+    camera = ScriptedCamera(frames=10**9, walk=(30, 60), endless=True)
+    cfg = config(tmp_path, max_length_s=600)
+    daemon = StationDaemon.build(cfg, camera=camera)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    while daemon.recorder.current is None and thread.is_alive():
+        threading.Event().wait(0.01)
+    daemon.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    (r,) = EventStore(tmp_path / "data").records()
+    assert r["status"] == "closed" and r["end_reason"] == "shutdown"
+    assert camera.close_calls >= 1
+
+
+def test_duration_counts_on_the_media_clock_for_replays(tmp_path):
+    camera = ScriptedCamera(frames=10**6, walk=(10**6, 10**6 + 1))
+    daemon, _ = run(tmp_path, camera, duration=5.0)
+    assert daemon.stats.frames == pytest.approx(51, abs=1)
+
+
+def test_capture_never_waits_for_a_stalled_card(tmp_path):
+    gate = threading.Event()
+    camera = ScriptedCamera(frames=400, walk=(20, 380))
+    daemon = StationDaemon.build(config(tmp_path, still_interval_s=0.1, max_length_s=600), camera=camera)
+    real_write = daemon.store.write_still
+
+    def stalled(*args, **kwargs):
+        gate.wait(30)
+        return real_write(*args, **kwargs)
+
+    daemon.store.write_still = stalled
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    deadline = threading.Event()
+    for _ in range(1000):
+        if camera.index >= 400:
+            break
+        deadline.wait(0.01)
+    frames_while_stalled = camera.index
+    gate.set()
+    thread.join(30)
+    assert frames_while_stalled == 400, "capture went on while the card was stalled"
+    (r,) = EventStore(tmp_path / "data").records()
+    assert r["frames_dropped"] > 0
+    assert r["frames_dropped"] + sum(1 for f in r["frames"] if f["file"]) == len(r["frames"])
