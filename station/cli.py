@@ -57,6 +57,9 @@ def run_station(cfg: StationConfig, duration: float | None, on_closed=None) -> i
         return 2
     _install_signal_handlers(daemon.stop)
     daemon.run(duration_s=duration)
+    if daemon.failure:
+        print(f"station: camera: {daemon.failure}", file=sys.stderr)
+        return 1
     truth = write_truth_if_simulated(daemon.camera, cfg.storage.data_dir)
     if truth:
         log.info("scene ground truth written", path=str(truth))

@@ -72,6 +72,8 @@ class StationDaemon:
         self._stop = threading.Event()
         self._detector: Detector | None = None
         self._detector_shape: tuple[int, int] | None = None
+        self.failure: str | None = None
+        """Why the run ended early, for a source that cannot be retried (a replay)."""
 
     @classmethod
     def build(cls, cfg: StationConfig, camera: Camera | None = None,
@@ -129,6 +131,12 @@ class StationDaemon:
                         self.stats.camera_state = "ok"
                         log.info("camera open", camera=self.camera.uri)
                     except CameraError as exc:
+                        if not self.camera.live:
+                            # A file or folder will not get better by waiting.
+                            self.failure = str(exc)
+                            self.stats.camera_state = "failed"
+                            log.error("cannot open replay source", camera=self.camera.uri, error=str(exc))
+                            break
                         backoff = self._camera_failed(exc, backoff, "open")
                         continue
                 try:

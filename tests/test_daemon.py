@@ -113,6 +113,7 @@ def test_an_animal_walking_past_becomes_one_event_with_stills_before_the_trigger
 
 def test_a_camera_that_is_not_there_yet_is_retried_with_backoff(tmp_path):
     camera = ScriptedCamera(fail_opens=3)
+    camera.live = True  # a device may appear later (USB plugged in, Pi camera reseated)
     daemon, records = run(tmp_path, camera)
     assert camera.open_calls == 4
     assert daemon.stats.camera_failures == 3
@@ -176,3 +177,22 @@ def test_capture_never_waits_for_a_stalled_card(tmp_path):
     (r,) = EventStore(tmp_path / "data").records()
     assert r["frames_dropped"] > 0
     assert r["frames_dropped"] + sum(1 for f in r["frames"] if f["file"]) == len(r["frames"])
+
+
+def test_a_replay_that_cannot_be_read_ends_the_run_with_its_name(tmp_path):
+    camera = ScriptedCamera(fail_opens=100)
+    camera.live = False
+    daemon, records = run(tmp_path, camera)
+    assert camera.open_calls == 1
+    assert "no camera detected" in daemon.failure
+    assert records == []
+
+
+def test_run_command_names_a_missing_video_file(tmp_path, config_file, station_cmd):
+    import subprocess
+
+    missing = tmp_path / "nope.mp4"
+    out = subprocess.run([*station_cmd, "run", "--config", str(config_file), "--camera", str(missing)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "nope.mp4" in out.stderr
