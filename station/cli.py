@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from datetime import datetime, timezone
@@ -130,7 +131,7 @@ def cmd_scene(args: argparse.Namespace) -> int:
         return 0
     print(f"synthetic scene seed {args.seed}, {args.duration:g} s")
     for c in data["crossings"]:
-        print(f"  crossing  {c['start_s']:8.1f} – {c['end_s']:8.1f} s  {c['tag']}{' (night)' if c.get('night') else ''}")
+        print(f"  crossing  {c['start_s']:8.1f} – {c['end_s']:8.1f} s  {c['kind']}{' (night)' if c.get('night') else ''}")
     for d in data["disturbances"]:
         print(f"  quiet     {d['start_s']:8.1f} – {d['end_s']:8.1f} s  {d['kind']}")
     return 0
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `station events | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -69,5 +69,5 @@ def run_demo(duration: float | None, data_dir: Path | None, seed: int, pictures:
         truth = json.loads(truth_path.read_text())
         crossings = truth.get("crossings", [])
         print(f"The scene held {len(crossings)} crossing(s): "
-              + ", ".join(f"{c['tag']} at {_clock(c['start_timestamp'])}" for c in crossings), file=out)
+              + ", ".join(f"{c['kind']} at {_clock(c['start_ts'])}" for c in crossings), file=out)
     return code

@@ -353,8 +353,11 @@ class ScheduleBuilder:
     def extend_to(self, until_s: float) -> None:
         while self.horizon_s < until_s:
             if not self._started:
+                # Warm-up (the background settles), then an animal at once, so a demo
+                # shows an event within half a minute; quiet stretches follow.
                 self._started = True
                 self.horizon_s = _r(self._rng.uniform(*self._warmup))
+                self._crossing()
                 continue
             self._quiet_stretch()
             self._crossing()
