@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from station.config.base import Section
 from station.config.camera import CameraSection
+from station.config.classifier import ClassifierSection
 from station.config.events import EventsSection
 from station.config.identity import StationSection
 from station.config.logging import LoggingSection
@@ -23,6 +24,7 @@ class StationConfig(Section):
     motion: MotionSection = MotionSection()
     events: EventsSection = EventsSection()
     storage: StorageSection = StorageSection()
+    classifier: ClassifierSection = ClassifierSection()
     logging: LoggingSection = LoggingSection()
 
 
