@@ -10,7 +10,7 @@ Polygon = list[tuple[float, float]]
 
 
 class MotionSection(Section):
-    threshold: int = Field(default=20, ge=1, le=255)
+    threshold: int = Field(default=15, ge=1, le=255)
     """Minimum grey-level difference from the background for a pixel to count as changed."""
     noise_k: float = Field(default=3.0, ge=0, le=20)
     """A pixel must also differ by noise_k times its own recent spread (swaying leaves)."""
