@@ -47,12 +47,12 @@ def _install_signal_handlers(stop) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_station(cfg: StationConfig, duration: float | None, on_closed=None) -> int:
+def run_station(cfg: StationConfig, duration: float | None, on_event=None) -> int:
     from station.camera.base import CameraError
     from station.daemon import StationDaemon, write_truth_if_simulated
 
     try:
-        daemon = StationDaemon.build(cfg, on_closed=on_closed)
+        daemon = StationDaemon.build(cfg, on_event=on_event)
     except (CameraError, ValueError) as exc:
         print(f"station: camera: {exc}", file=sys.stderr)
         return 2

@@ -15,11 +15,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from station.camera.base import Camera, CameraError
 from station.config import StationConfig
 from station.events.recorder import EventRecorder
+
+if TYPE_CHECKING:
+    from station.classifier.worker import ClassificationWorker
 from station.events.retention import DiskGuard
 from station.events.store import EventStore
 from station.events.writer import EventWriter
@@ -61,13 +64,15 @@ def default_detector_factory(cfg: StationConfig) -> DetectorFactory:
 
 class StationDaemon:
     def __init__(self, cfg: StationConfig, camera: Camera, detector_factory: DetectorFactory,
-                 store: EventStore, writer: EventWriter, recorder: EventRecorder):
+                 store: EventStore, writer: EventWriter, recorder: EventRecorder,
+                 classifier: "ClassificationWorker | None" = None):
         self.cfg = cfg
         self.camera = camera
         self.detector_factory = detector_factory
         self.store = store
         self.writer = writer
         self.recorder = recorder
+        self.classifier = classifier
         self.stats = Stats()
         self._stop = threading.Event()
         self._detector: Detector | None = None
@@ -77,19 +82,29 @@ class StationDaemon:
 
     @classmethod
     def build(cls, cfg: StationConfig, camera: Camera | None = None,
-              on_closed: Callable[[dict], None] | None = None) -> "StationDaemon":
-        """Wire the real pieces from a validated config."""
+              on_event: Callable[[dict], None] | None = None) -> "StationDaemon":
+        """Wire the real pieces from a validated config.
+
+        ``on_event`` receives each event's final record: after classification when the
+        classifier is enabled, else as soon as the event is closed.
+        """
         from station.camera import open_camera
+        from station.classifier.worker import ClassificationWorker
 
         camera = camera or open_camera(cfg.camera.uri, cfg.camera)
         store = EventStore(cfg.storage.data_dir)
         guard = DiskGuard(store, cfg.storage.min_free_mb, cfg.storage.max_size_mb)
+        worker = None
+        on_closed = on_event
+        if cfg.classifier.enabled:
+            worker = ClassificationWorker(cfg.classifier, store, on_classified=on_event)
+            on_closed = worker.submit
         writer = EventWriter(store, guard, jpeg_quality=cfg.events.jpeg_quality,
                              max_pending_images=cfg.storage.writer_queue,
                              check_interval_s=cfg.storage.check_interval_s, on_closed=on_closed)
         recorder = EventRecorder(cfg.events, cfg.station.id, cfg.station.deployment_id, writer,
                                  frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
-        return cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder)
+        return cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
 
     def stop(self) -> None:
         """Ask the capture loop to finish; safe from a signal handler or another thread."""
@@ -110,6 +125,8 @@ class StationDaemon:
         cfg = self.cfg
         recovered = self.store.recover()
         self.writer.start()
+        if self.classifier is not None:
+            self.classifier.start()
         if self.writer.guard is not None:
             self.writer.guard.check()
         log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
@@ -169,6 +186,12 @@ class StationDaemon:
             self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
             self._close_camera()
             self.writer.stop()
+            if self.classifier is not None:
+                if not self._stop.is_set():
+                    # A finite source ran out (a replay): finish its events now. On a
+                    # signal, only the event in hand is finished; the rest wait on disk.
+                    self.classifier.drain()
+                self.classifier.stop()
             self._log_stats()
             log.info("station stopped", events=self.recorder.events_closed, frames=self.stats.frames)
 
@@ -211,6 +234,8 @@ class StationDaemon:
         log.info("stats", frames=s.frames, motion_frames=s.motion_frames, light_jumps=s.light_jumps,
                  events=self.recorder.events_closed, stills_written=self.writer.stills_written,
                  stills_dropped=self.writer.stills_dropped, writer_pending=self.writer.pending,
+                 classified=self.classifier.classified if self.classifier else "off",
+                 classify_pending=self.classifier.pending if self.classifier else 0,
                  camera=s.camera_state, camera_failures=s.camera_failures)
 
 

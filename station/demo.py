@@ -35,6 +35,15 @@ def demo_config(data_dir: Path, seed: int, pictures: Path | None, speed: str) ->
     }
 
 
+def describe_classification(result: dict | None) -> str:
+    if not result:
+        return ""
+    if result.get("status") != "ok":
+        return f"-> classification failed: {result.get('error')}"
+    species = f" ({result['species']})" if result.get("species") and result["species"] != result["tag"] else ""
+    return f"-> {result['tag']}{species} {result['confidence']:.2f}, model saw '{result.get('label')}'"
+
+
 def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S")
 
@@ -51,17 +60,17 @@ def run_demo(duration: float | None, data_dir: Path | None, seed: int, pictures:
     cfg = parse_config(demo_config(Path(data_dir), seed, pictures, speed), "station demo")
     setup_logging(cfg.logging.level)
 
-    def on_closed(record: dict) -> None:
+    def on_event(record: dict) -> None:
         stills = sum(1 for f in record["frames"] if f.get("file"))
         length = record["end_timestamp"] - record["start_timestamp"]
         print(f"  event {record['id'][:13]}…  {_clock(record['start_timestamp'])}  {length:5.1f} s  "
               f"{stills:3d} stills  starts {record['pre_trigger_s']:.1f} s before the trigger  "
-              f"({record['end_reason']})", file=out, flush=True)
+              f"{describe_classification(record.get('classification'))}", file=out, flush=True)
 
     print(f"Simulated station {cfg.station.id} watching synthetic scene {seed} "
           f"({'until Ctrl-C' if duration is None else f'{duration:g} s'}).", file=out)
     print(f"Events go to {data_dir}; list them with: station events --data-dir {data_dir}", file=out, flush=True)
-    code = run_station(cfg, duration, on_closed=on_closed)
+    code = run_station(cfg, duration, on_event=on_event)
     truth_path = Path(data_dir) / "scene_truth.json"
     if truth_path.is_file():
         import json
