@@ -5,6 +5,9 @@
     station events (--data-dir DIR | --config FILE) [--json]
     station scene [--seed N] [--duration S] [--json]
     station bench motion [--json]
+    station bench classifier [--json]
+    station classify IMAGE... [--json]
+    station evaluate DIR [--json]
     station demo [--duration S]
 """
 
@@ -138,14 +141,76 @@ def cmd_scene(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from station.bench import motion as bench_motion
+    if args.bench_command == "motion":
+        from station.bench import motion as bench
+    else:
+        from station.bench import classifier as bench
 
-    report = bench_motion.run(quick=args.quick)
+    report = bench.run(quick=args.quick)
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         print()
     else:
-        bench_motion.print_report(report)
+        bench.print_report(report)
+    return 0
+
+
+def _classifier_section(args: argparse.Namespace):
+    """The [classifier] section of --config (default: the shipped model), with --region applied."""
+    from station.config.classifier import ClassifierSection
+
+    section = load_config(args.config).classifier if args.config else ClassifierSection()
+    if args.region:
+        section = ClassifierSection.model_validate({**section.model_dump(), "region": args.region})
+    return section
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from station.classifier import Classifier, ClassifierError, ImageError
+
+    try:
+        classifier = Classifier.from_config(_classifier_section(args))
+    except ClassifierError as exc:
+        print(f"station classify: {exc}", file=sys.stderr)
+        return 2
+    results, failures = [], 0
+    for image in args.images:
+        try:
+            result = classifier.classify_image(image).to_dict()
+        except ImageError as exc:
+            failures += 1
+            result = {"file": str(image), "error": str(exc)}
+            if not args.json:
+                print(f"station classify: {exc}", file=sys.stderr)
+        results.append(result)
+        if not args.json and "error" not in result:
+            top = ", ".join(f"{t['label']} {t['p']:.2f}" for t in result["top_k"][:3])
+            species = f" / {result['species']}" if result.get("species") else ""
+            print(f"{image}: {result['tag']}{species} {result['confidence']:.2f}  (model: {top})")
+    if args.json:
+        json.dump(results, sys.stdout, indent=1)
+        print()
+    return 1 if failures else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from station.classifier import Classifier, ClassifierError
+    from station.classifier.evaluate import ProgressBar, evaluate, format_report
+
+    if not args.dir.is_dir():
+        print(f"station evaluate: {args.dir}: no such folder", file=sys.stderr)
+        return 2
+    try:
+        classifier = Classifier.from_config(_classifier_section(args))
+    except ClassifierError as exc:
+        print(f"station evaluate: {exc}", file=sys.stderr)
+        return 2
+    report = evaluate(args.dir, classifier, progress=ProgressBar())
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    else:
+        print(format_report(report))
     return 0
 
 
@@ -194,6 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--json", action="store_true")
     bm.add_argument("--quick", action="store_true", help="shorter run (less precise figures)")
     bm.set_defaults(func=cmd_bench)
+    bc = bsub.add_parser("classifier", help="model size, load time, latency (1/2 threads, int8/fp32, runtimes), classify-path overhead, RSS")
+    bc.add_argument("--json", action="store_true")
+    bc.add_argument("--quick", action="store_true", help="fewer invokes (less precise figures)")
+    bc.set_defaults(func=cmd_bench)
+
+    cl = sub.add_parser("classify", help="classify pictures with the station's model")
+    cl.add_argument("images", nargs="+", type=Path)
+    cl.add_argument("--config", type=Path, help="take the [classifier] section of this station config")
+    cl.add_argument("--region", help="regional roll-up from the taxonomy (e.g. russian_far_east, none)")
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=cmd_classify)
+
+    ev = sub.add_parser("evaluate", help="accuracy on DIR/<expected tag>/*.jpg (leopard, tiger, prey_deer, empty, ...)")
+    ev.add_argument("dir", type=Path)
+    ev.add_argument("--config", type=Path, help="take the [classifier] section of this station config")
+    ev.add_argument("--region", help="regional roll-up (default: the config's; the shared evaluation set wants none)")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
 
     demo = sub.add_parser("demo", help="a simulated station on this machine, printing events as they happen")
     demo.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")
