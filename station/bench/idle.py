@@ -23,6 +23,19 @@ import numpy as np
 from station.camera.base import Camera, Frame
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. ``ru_maxrss`` is not used: Linux carries a parent's
+    peak over fork and exec, so a child would report its parent's."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class LoopCamera(Camera):
     """Replays in-memory lores frames back and forth at real time; one shared main frame."""
 
@@ -84,7 +97,15 @@ def quiet_frames(seed: int, seconds: float, fps: float, lores_size, main_size):
     return lores, main
 
 
-def measure_idle(seconds: float = 30.0, fps: float = 10.0, cpu: int | None = 0) -> dict:
+def save_quiet_frames(path: str, seconds: float = 10.0, fps: float = 10.0,
+                      lores_size=(320, 180), main_size=(1280, 720)) -> None:
+    """Render the quiet stretch here, so the measured process never runs the simulator."""
+    lores, main = quiet_frames(seed=11, seconds=seconds, fps=fps, lores_size=lores_size, main_size=main_size)
+    np.savez(path, lores=np.stack(lores), main=main)
+
+
+def measure_idle(frames_path: str, seconds: float = 30.0, fps: float = 10.0, cpu: int | None = 0,
+                 with_model: bool = True) -> dict:
     from station.config import parse_config
     from station.daemon import StationDaemon
     from station.log import setup_logging
@@ -95,22 +116,28 @@ def measure_idle(seconds: float = 30.0, fps: float = 10.0, cpu: int | None = 0) 
 
     cv2.setNumThreads(1)
     setup_logging("warning")
-    lores_size, main_size = (320, 180), (1280, 720)
-    lores, main = quiet_frames(seed=11, seconds=10.0, fps=fps, lores_size=lores_size, main_size=main_size)
+    with np.load(frames_path) as data:
+        lores, main = list(data["lores"]), data["main"]
+    lores_size, main_size = (lores[0].shape[1], lores[0].shape[0]), (main.shape[1], main.shape[0])
     with tempfile.TemporaryDirectory() as tmp:
         cfg = parse_config({
             "station": {"id": "bench", "deployment_id": "bench", "latitude": 43.1, "longitude": 131.5},
             "camera": {"uri": "memory", "fps": fps, "main_size": list(main_size), "lores_size": list(lores_size)},
             "storage": {"data_dir": tmp, "min_free_mb": 0},
+            "classifier": {"enabled": with_model},
             "logging": {"level": "warning"},
         })
         daemon = StationDaemon.build(cfg, camera=LoopCamera(lores, main, fps))
+        rss_before_model = peak_rss_mb()
+        if daemon.classifier is not None:
+            # In the field the model is loaded at the first event; load it now so the
+            # peak below is the daemon's real working peak.
+            daemon.classifier._ensure_classifier()
         cpu0, wall0 = time.process_time(), time.monotonic()
         daemon.run(duration_s=seconds)
         cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
         events = daemon.recorder.events_closed
         frames = daemon.stats.frames
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "seconds": round(wall_s, 2),
         "fps_target": fps,
@@ -120,7 +147,9 @@ def measure_idle(seconds: float = 30.0, fps: float = 10.0, cpu: int | None = 0) 
         "cpu_percent_of_one_core": round(100.0 * cpu_s / wall_s, 2),
         "cpu_ms_per_frame": round(1000.0 * cpu_s / max(frames, 1), 3),
         "events_on_quiet_scene": events,
-        "peak_rss_mb": round(rss_kb / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_before_model_mb": round(rss_before_model, 1),
+        "model_loaded": daemon.classifier is not None,
         "main_size": list(main_size),
         "lores_size": list(lores_size),
     }
@@ -128,10 +157,12 @@ def measure_idle(seconds: float = 30.0, fps: float = 10.0, cpu: int | None = 0) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--frames", required=True, help="npz written by save_quiet_frames()")
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--no-model", action="store_true")
     args = p.parse_args(argv)
-    json.dump(measure_idle(args.seconds, args.fps), sys.stdout)
+    json.dump(measure_idle(args.frames, args.seconds, args.fps, with_model=not args.no_model), sys.stdout)
     print()
     return 0
 

@@ -62,7 +62,7 @@ def accuracy(seeds: list[int], duration_s: float, fps: float = 10.0, lores_size=
         cam = SyntheticCamera(seed=seed, lores_size=lores_size, fps=fps, realtime=False, duration_s=duration_s)
         cam.open()
         detectors = {"station": MotionDetector(MotionSection(), lores_size, fps),
-                     "baseline": FrameDiffBaseline()}
+                     "baseline": FrameDiffBaseline(lores_size)}
         sinks = {name: _IntervalSink() for name in detectors}
         recorders = {name: EventRecorder(events_cfg, "bench", "bench", sinks[name], 1 / fps)
                      for name in detectors}
@@ -112,8 +112,15 @@ def frame_count(duration_s: float, fps: float) -> int:
 
 
 def idle_in_subprocess(seconds: float) -> dict:
-    cmd = [sys.executable, "-m", "station.bench.idle", "--seconds", str(seconds)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 300)
+    import tempfile
+
+    from station.bench.idle import save_quiet_frames
+
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = os.path.join(tmp, "quiet.npz")
+        save_quiet_frames(frames)
+        cmd = [sys.executable, "-m", "station.bench.idle", "--frames", frames, "--seconds", str(seconds)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 300)
     if res.returncode != 0:
         return {"error": res.stderr.strip()[-2000:]}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -121,6 +128,9 @@ def idle_in_subprocess(seconds: float) -> dict:
 
 def run(quick: bool = False) -> dict:
     from station.bench.motion_speed import measure_throughput
+    from station.log import setup_logging
+
+    setup_logging("warning")
 
     frames = 1000 if quick else 4000
     throughput = {}
@@ -151,7 +161,8 @@ def print_report(r: dict) -> None:
         print(f"  failed: {idle['error']}")
     else:
         print(f"  {idle['fps_achieved']} fps for {idle['seconds']} s: {idle['cpu_percent_of_one_core']} % of one core "
-              f"({idle['cpu_ms_per_frame']} ms/frame), peak RSS {idle['peak_rss_mb']} MB, "
+              f"({idle['cpu_ms_per_frame']} ms/frame), peak RSS {idle['peak_rss_mb']} MB with the model loaded "
+              f"({idle['rss_before_model_mb']} MB before), "
               f"{idle['events_on_quiet_scene']} event(s)")
     acc = r["accuracy"]
     sc = acc["scenes"]
