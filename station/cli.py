@@ -143,10 +143,17 @@ def cmd_scene(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "motion":
         from station.bench import motion as bench
-    else:
+
+        report = bench.run(quick=args.quick)
+    elif args.bench_command == "classifier":
         from station.bench import classifier as bench
 
-    report = bench.run(quick=args.quick)
+        report = bench.run(quick=args.quick)
+    else:
+        from station.bench import pipeline as bench
+
+        seeds = [int(x) for x in args.seeds.split(",")]
+        report = bench.run(seeds=seeds, duration_s=args.duration, pictures=args.pictures)
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         print()
@@ -263,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--json", action="store_true")
     bc.add_argument("--quick", action="store_true", help="fewer invokes (less precise figures)")
     bc.set_defaults(func=cmd_bench)
+    bp = bsub.add_parser("pipeline", help="the whole station on synthetic scenes: events found and tags given per kind")
+    bp.add_argument("--seeds", default="1,2,3", help="comma-separated scene seeds")
+    bp.add_argument("--duration", type=float, default=900.0, help="scene seconds each")
+    bp.add_argument("--pictures", type=Path, default=None, help="walk real pictures across the scene instead")
+    bp.add_argument("--json", action="store_true")
+    bp.set_defaults(func=cmd_bench)
 
     cl = sub.add_parser("classify", help="classify pictures with the station's model")
     cl.add_argument("images", nargs="+", type=Path)
