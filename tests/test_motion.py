@@ -237,6 +237,19 @@ def test_the_infrared_flash_lighting_the_middle_is_a_light_jump_not_motion():
     assert not any(r.motion for r in after)
 
 
+def test_a_cloud_shadow_over_part_of_the_view_is_not_motion():
+    # A quarter of the frame drops into shadow at once: too little for a light jump,
+    # but the forest floor under it keeps its texture, so it is no animal either.
+    scene, det = Scene(), make_detector()
+    settle(det, scene)
+    shade = np.ones(scene.floor.shape, np.float32)
+    shade[:, 240:] = 0.55
+    results = run(det, (scene.finish(scene.base() * shade) for _ in range(30)))
+    assert not any(r.light_jump for r in results)
+    assert not any(r.motion for r in results)
+    assert results[0].changed_fraction > 0.2
+
+
 # -- what must not count -------------------------------------------------------------------
 
 
@@ -384,6 +397,38 @@ def test_reset_after_a_reconnect_reseeds_on_the_next_frame():
     other = Scene(seed=2)  # the camera came back pointing elsewhere
     assert det.detect(other.still()) == MotionResult.still()
     assert not any(r.motion for r in run(det, (other.still() for _ in range(20))))
+
+
+# -- the simulated forest ------------------------------------------------------------------
+
+
+def test_in_the_simulated_forest_every_crossing_triggers_and_quiet_stretches_do_not():
+    from station.camera.synthetic import SyntheticCamera
+
+    lores = (160, 90)
+    cam = SyntheticCamera(seed=2, lores_size=lores, fps=FPS, realtime=False,
+                          duration_s=300, start_time=0)
+    truth = cam.truth()
+    quiet = truth.quiet_periods(margin_s=2.0)
+    det = MotionDetector(MotionSection(), lores, FPS)
+    hits: set[int] = set()
+    false_frames = 0
+    with cam:
+        while (frame := cam.read()) is not None:
+            t = frame.meta["scene_s"]
+            result = det.detect(frame.lores)
+            if not result.motion:
+                continue
+            for c in truth.crossings_at(t):
+                tb = c.box(t)
+                if tb and any(b.x < tb[0] + tb[2] and tb[0] < b.x + b.w
+                              and b.y < tb[1] + tb[3] and tb[1] < b.y + b.h
+                              for b in result.boxes):
+                    hits.add(c.index)
+            false_frames += any(a <= t < b for a, b in quiet)
+    assert len(truth.crossings) >= 5 and len(truth.disturbances) >= 5
+    assert hits == {c.index for c in truth.crossings}
+    assert false_frames == 0
 
 
 # -- input ---------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ Polygon = list[tuple[float, float]]
 
 class MotionSection(Section):
     threshold: int = Field(default=15, ge=1, le=255)
-    """Minimum grey-level difference from the background for a pixel to count as changed."""
+    """Minimum grey-level difference from the background for a pixel to count as changed.
+    15 keeps a camouflaged roe deer at dusk; 20 loses about one in a hundred such crossings
+    in the synthetic forest, and 12 lets clumps of snowflakes through."""
     noise_k: float = Field(default=3.0, ge=0, le=20)
     """A pixel must also differ by noise_k times its own recent spread (swaying leaves)."""
     background_time_s: float = Field(default=4.0, gt=0, le=600)
