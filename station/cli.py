@@ -50,7 +50,7 @@ def _install_signal_handlers(stop) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_station(cfg: StationConfig, duration: float | None, on_event=None) -> int:
+def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloader=None) -> int:
     from station.camera.base import CameraError
     from station.daemon import StationDaemon, write_truth_if_simulated
 
@@ -60,6 +60,11 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None) -> in
         print(f"station: camera: {exc}", file=sys.stderr)
         return 2
     _install_signal_handlers(daemon.stop)
+    if reloader is not None:
+        daemon.reloader = reloader
+        # SIGHUP re-reads the config, as `systemctl reload` expects.
+        signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload(
+            lambda ok, msg: log.info("reload via SIGHUP", ok=ok, result=msg)))
     daemon.run(duration_s=duration)
     if daemon.failure:
         print(f"station: camera: {daemon.failure}", file=sys.stderr)
@@ -71,9 +76,10 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None) -> in
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, _overrides(args))
+    overrides = _overrides(args)
+    cfg = load_config(args.config, overrides)
     setup_logging(cfg.logging.level)
-    return run_station(cfg, args.duration)
+    return run_station(cfg, args.duration, reloader=lambda: load_config(args.config, overrides))
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:

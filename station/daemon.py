@@ -79,6 +79,12 @@ class StationDaemon:
         self._detector_shape: tuple[int, int] | None = None
         self.failure: str | None = None
         """Why the run ended early, for a source that cannot be retried (a replay)."""
+        self.reloader: Callable[[], StationConfig] | None = None
+        """Re-reads the config file for ``request_reload`` (set by the CLI)."""
+        self._requests_lock = threading.Lock()
+        self._snapshot_requests: list[Callable[[str | None, str], None]] = []
+        self._reload_requests: list[Callable[[bool, str], None]] = []
+        self._camera_open = False
 
     @classmethod
     def build(cls, cfg: StationConfig, camera: Camera | None = None,
@@ -114,6 +120,83 @@ class StationDaemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    # -- operator requests (from the MQTT command thread; served by the capture loop) ----
+    def request_snapshot(self, done: Callable[[str | None, str], None]) -> None:
+        """Take a full-resolution still at the next frame as its own event.
+
+        ``done(event_id, message)`` is called from the capture thread; event_id is None
+        if no frame could be had.
+        """
+        with self._requests_lock:
+            self._snapshot_requests.append(done)
+
+    def request_reload(self, done: Callable[[bool, str], None]) -> None:
+        """Re-read and apply the config file; a bad file is refused and nothing changes."""
+        with self._requests_lock:
+            self._reload_requests.append(done)
+
+    def _serve_reloads(self) -> None:
+        with self._requests_lock:
+            requests, self._reload_requests = self._reload_requests, []
+        for done in requests:
+            ok, message = self._reload()
+            done(ok, message)
+
+    def _reload(self) -> tuple[bool, str]:
+        from station.config import ConfigError
+
+        if self.reloader is None:
+            return False, "this station was not started from a config file"
+        try:
+            new = self.reloader()
+        except ConfigError as exc:
+            log.error("config reload refused", error=str(exc))
+            return False, str(exc)
+        old, notes = self.cfg, []
+        # The store and the broker connection are built once: keep them as they are.
+        fixed = {"storage": new.storage.model_copy(update={"data_dir": old.storage.data_dir})}
+        if new.storage.data_dir != old.storage.data_dir:
+            notes.append("storage.data_dir takes effect at the next restart")
+        if getattr(new, "mqtt", None) != getattr(old, "mqtt", None):
+            notes.append("[mqtt] takes effect at the next restart")
+            fixed["mqtt"] = old.mqtt
+        new = new.model_copy(update=fixed)
+        self.cfg = new
+        self.recorder.cfg = new.events
+        self.recorder.station_id, self.recorder.deployment_id = new.station.id, new.station.deployment_id
+        if new.motion != old.motion:
+            self.detector_factory = default_detector_factory(new)
+            self._detector = None  # rebuilt, with a fresh background, at the next frame
+        guard = self.writer.guard
+        if guard is not None:
+            guard.min_free = new.storage.min_free_mb * 1024 * 1024
+            guard.max_size = new.storage.max_size_mb * 1024 * 1024
+        if self.classifier is not None and new.classifier != old.classifier:
+            self.classifier.reconfigure(new.classifier)
+        if new.camera != old.camera:
+            from station.camera import open_camera
+
+            self.recorder.interrupt("reload")
+            self._close_camera()
+            self.camera = open_camera(new.camera.uri, new.camera)
+            self._camera_open = False
+            notes.append(f"camera reopened as {self.camera.uri}")
+        from station.log import setup_logging
+
+        setup_logging(new.logging.level)
+        log.info("config reloaded", notes="; ".join(notes) or "-")
+        return True, "reloaded" + (": " + "; ".join(notes) if notes else "")
+
+    def _serve_snapshots(self, frame) -> None:
+        with self._requests_lock:
+            requests, self._snapshot_requests = self._snapshot_requests, []
+        for done in requests:
+            if frame is None or frame.main is None:
+                done(None, "no full-resolution frame from the camera")
+                continue
+            event = self.recorder.snapshot(frame)
+            done(event.id, "snapshot taken")
+
     # -- the capture loop ---------------------------------------------------------------
     def run(self, duration_s: float | None = None) -> None:
         """Capture until stopped, until a finite source ends, or for ``duration_s``.
@@ -135,16 +218,19 @@ class StationDaemon:
         wall_start = time.monotonic()
         first_ts: float | None = None
         backoff = cfg.camera.retry_initial_s
-        is_open = False
+        self._camera_open = False
         next_stats = time.monotonic() + STATS_INTERVAL_S
         period = 1.0 / self.camera.fps if self.camera.fps else 0.1
         last_ts = float("-inf")
         try:
             while not self._stop.is_set():
-                if not is_open:
+                if self._reload_requests:
+                    self._serve_reloads()
+                    cfg = self.cfg
+                if not self._camera_open:
                     try:
                         self.camera.open()
-                        is_open = True
+                        self._camera_open = True
                         self.stats.camera_state = "ok"
                         log.info("camera open", camera=self.camera.uri)
                     except CameraError as exc:
@@ -157,7 +243,10 @@ class StationDaemon:
                         backoff = self._camera_failed(exc, backoff, "open")
                         continue
                 try:
-                    frame = self.camera.read(want_main=self.recorder.still_due(last_ts + period))
+                    snapshot = bool(self._snapshot_requests)
+                    frame = self.camera.read(want_main=snapshot or self.recorder.still_due(last_ts + period))
+                    if snapshot:
+                        self._serve_snapshots(frame)
                     if frame is None:
                         log.info("end of media", camera=self.camera.uri, frames=self.stats.frames)
                         self.stats.camera_state = "ended"
@@ -166,7 +255,7 @@ class StationDaemon:
                 except CameraError as exc:
                     self.recorder.interrupt("camera_failed")
                     self._close_camera()
-                    is_open = False
+                    self._camera_open = False
                     backoff = self._camera_failed(exc, backoff, "read")
                     continue
                 backoff = cfg.camera.retry_initial_s

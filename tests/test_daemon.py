@@ -196,3 +196,46 @@ def test_run_command_names_a_missing_video_file(tmp_path, config_file, station_c
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "nope.mp4" in out.stderr
+
+
+def test_an_operator_snapshot_is_its_own_event_and_leaves_motion_events_alone(tmp_path):
+    camera = ScriptedCamera(frames=200, walk=(60, 100))
+    daemon = StationDaemon.build(config(tmp_path), camera=camera)
+    answers = []
+    daemon.request_snapshot(lambda event_id, msg: answers.append((event_id, msg)))
+    daemon.run()
+    ((event_id, msg),) = answers
+    assert event_id is not None and msg == "snapshot taken"
+    records = {r["id"]: r for r in EventStore(tmp_path / "data").records()}
+    snap = records[event_id]
+    assert snap["trigger_source"] == "snapshot" and snap["end_reason"] == "snapshot"
+    assert len(snap["frames"]) == 1 and snap["frames"][0]["file"]
+    motion = [r for r in records.values() if r["trigger_source"] == "motion"]
+    assert len(motion) == 1, "the crossing still made its own event"
+
+
+def test_reload_applies_a_good_config_and_refuses_a_bad_one(tmp_path):
+    from station.config import ConfigError
+
+    camera = ScriptedCamera(frames=300, walk=(200, 260))
+    cfg = config(tmp_path)
+    daemon = StationDaemon.build(cfg, camera=camera)
+    files = iter([cfg.model_copy(update={"events": cfg.events.model_copy(update={"post_motion_s": 5.0})}),
+                  ConfigError("station.toml", ["motion.threshold = 300: Input should be less than or equal to 255"])])
+
+    def reloader():
+        item = next(files)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    daemon.reloader = reloader
+    answers = []
+    daemon.request_reload(lambda ok, msg: answers.append((ok, msg)))
+    daemon.request_reload(lambda ok, msg: answers.append((ok, msg)))
+    daemon.run()
+    assert answers[0] == (True, "reloaded")
+    assert answers[1][0] is False and "motion.threshold = 300" in answers[1][1]
+    assert daemon.recorder.cfg.post_motion_s == 5.0, "the good config is in force, the bad one changed nothing"
+    (r,) = [r for r in EventStore(tmp_path / "data").records()]
+    assert r["end_timestamp"] - r["start_timestamp"] > 8.0

@@ -74,6 +74,12 @@ class ClassificationWorker:
                 return
             self._queued.add(event_id)
 
+    def reconfigure(self, cfg: ClassifierSection) -> None:
+        """New settings (config reload): the model is loaded again at the next event."""
+        self.cfg = cfg
+        self._classifier = None
+        self._load_error = None
+
     @property
     def pending(self) -> int:
         return self._queue.qsize()

@@ -62,6 +62,8 @@ class Event:
     peak_score: float = 0.0
     frames_dropped: int = 0
     camera: str = ""
+    trigger_source: str = "motion"
+    """"motion", or "snapshot" for a still an operator asked for."""
 
     @property
     def is_open(self) -> bool:
@@ -75,6 +77,7 @@ class Event:
             "deployment_id": self.deployment_id,
             "status": "open" if self.is_open else "closed",
             "camera": self.camera,
+            "trigger_source": self.trigger_source,
             "start": iso(self.start_time),
             "trigger": iso(self.trigger_time),
             "end": iso(self.end_time),

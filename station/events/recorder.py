@@ -164,6 +164,26 @@ class EventRecorder:
                  motion_frames=event.motion_frames)
         self.sink.closed(event)
 
+    def snapshot(self, frame: Frame) -> Event:
+        """A one-still event an operator asked for ("take a snapshot now").
+
+        It stands apart from motion events: an open motion event goes on untouched.
+        """
+        if frame.main is None:
+            raise ValueError("a snapshot needs a full-resolution frame")
+        ts = frame.timestamp
+        event = Event(id=self._new_id(ts), station_id=self.station_id, deployment_id=self.deployment_id,
+                      trigger_time=ts, start_time=ts, camera=self.camera, trigger_source="snapshot")
+        self.sink.opened(event)
+        still = Still(index=0, timestamp=ts, boxes=(), score=0.0, pre_trigger=False)
+        event.stills.append(still)
+        self.sink.still(event, still, frame.main)
+        event.end_time, event.end_reason = ts, "snapshot"
+        self.events_closed += 1
+        log.info("snapshot taken", id=event.id)
+        self.sink.closed(event)
+        return event
+
     def interrupt(self, reason: str) -> None:
         """Close the open event now (shutdown, camera lost, end of media)."""
         if self._event is not None:
