@@ -1,0 +1,366 @@
+"""The feed's messages, built as plain dicts that fit ``station/feed/schemas/`` (pure functions).
+
+    msg = detection_message(record, cfg.station, thumbnail=True)   # from an event record
+    payload = encode(msg)                                          # compact UTF-8 JSON bytes
+    jpeg = make_thumbnail(store.event_dir(id) / thumbnail_source(record), 24 * 1024)
+    thumb = thumbnail_message(record["id"], jpeg, station_id=cfg.station.id)
+    cmd = parse_command(message.payload, topic_command="snapshot", station_id=cfg.station.id)
+
+Times passed in are Unix seconds (``None``: now); times in messages are RFC 3339 UTC
+strings with milliseconds. Builders raise :class:`MessageError` naming the key they
+cannot use; :func:`parse_command` raises :class:`CommandError` naming the bad field.
+docs/mqtt-feed.md describes every message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+from station import __version__
+from station.config.identity import StationSection
+from station.events.model import iso
+from station.feed.schema import PayloadError, validate
+from station.feed.topics import COMMANDS
+
+THUMBNAIL_MAX_BYTES = 24 * 1024
+"""Default cap on a thumbnail's JPEG (the schema allows at most 256 KiB)."""
+THUMBNAIL_MAX_SIDE = 320
+COMMAND_MAX_BYTES = 4096
+TAGS = ("leopard", "tiger", "prey", "human", "vehicle", "other_animal", "blank", "unknown")
+
+
+class MessageError(ValueError):
+    """A message cannot be built from what was given; the text names the key."""
+
+
+class ThumbnailError(MessageError):
+    """A picture that cannot be read, or a JPEG that must not be sent."""
+
+
+class CommandError(ValueError):
+    """A command payload that is not a valid command/1. ``field`` names the bad field;
+    ``request_id`` and ``command`` are set when they could be read, so the station can
+    still answer with a failed command_result."""
+
+    def __init__(self, field: str, reason: str, request_id: str | None = None, command: str | None = None):
+        self.field, self.reason = field, reason
+        self.request_id, self.command = request_id, command
+        super().__init__(f"command: {field}: {reason}")
+
+
+def timestamp(ts: float | None = None) -> str:
+    """RFC 3339 UTC with milliseconds (``2026-11-25T18:02:11.400Z``); None: now."""
+    return iso(time.time() if ts is None else ts)  # type: ignore[return-value]
+
+
+def encode(msg: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; NaN and infinity are refused (JSON has neither)."""
+    try:
+        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except ValueError as exc:
+        raise MessageError(f"{msg.get('schema', 'message')}: cannot encode: {exc}") from None
+
+
+# -- detection -------------------------------------------------------------------------
+
+def _need(record: Mapping[str, Any], key: str, where: str) -> Any:
+    if record.get(key) is None:
+        raise MessageError(f"{where}: key {key!r} is missing or null")
+    return record[key]
+
+
+def _box(values: Sequence[float] | None) -> list[float] | None:
+    if values is None:
+        return None
+    return [min(1.0, max(0.0, round(float(v), 4))) for v in values]
+
+
+def detection_message(record: Mapping[str, Any], station: StationSection, *, thumbnail: bool = False,
+                      sent_at: float | None = None, coordinate_uncertainty_m: float | None = None,
+                      extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """detection/1 for a closed event record (docs/event-store.md) and the ``[station]``
+    section. A record whose classification failed, or that has none (classifier off),
+    gives ``classification_status: "failed"`` with tag ``unknown``."""
+    where = f"event record {record.get('id', '?')}"
+    event_id = _need(record, "id", where)
+    if record.get("status") != "closed":
+        raise MessageError(f"{where}: status is {record.get('status')!r}; only closed events are sent")
+    if record.get("station_id") != station.id:
+        raise MessageError(f"{where}: station_id {record.get('station_id')!r} is not this station's "
+                           f"id {station.id!r}")
+    frames = _need(record, "frames", where)
+    start_ts, end_ts = float(_need(record, "start_timestamp", where)), float(_need(record, "end_timestamp", where))
+    c = record.get("classification") or {"status": "failed", "error": "not classified on the station"}
+    ok = c.get("status") == "ok"
+    files = {f.get("file"): f["index"] for f in frames if f.get("file")}
+    model, taxonomy = c.get("model"), c.get("taxonomy")
+    if coordinate_uncertainty_m is None:
+        coordinate_uncertainty_m = getattr(station, "coordinate_uncertainty_m", None)
+    msg: dict[str, Any] = {
+        "schema": "detection/1",
+        "message_id": event_id,
+        "event_id": event_id,
+        "station_id": station.id,
+        "deployment_id": _need(record, "deployment_id", where),
+        "start": _need(record, "start", where),
+        "trigger": _need(record, "trigger", where),
+        "end": _need(record, "end", where),
+        "duration_s": round(max(0.0, end_ts - start_ts), 3),
+        "tag": c.get("tag") if ok else "unknown",
+        "species": c.get("species") if ok else None,
+        "label": c.get("label") if ok else None,
+        "confidence": c.get("confidence") if ok else None,
+        "top_k": [{"label": k["label"], "tag": k["tag"], "p": k["p"]} for k in c.get("top_k") or []] if ok else [],
+        "classification_status": "ok" if ok else "failed",
+        "classification_error": None if ok else str(c.get("error") or "classification failed"),
+        "best_box": _box(c.get("best_box")) if ok else None,
+        "best_frame": files.get(c.get("best_frame")) if ok else None,
+        "frames": [{"index": f["index"], "time": f["time"], "boxes": [_box(b) for b in f.get("boxes") or []],
+                    "pre_trigger": bool(f.get("pre_trigger"))} for f in frames],
+        "frame_count": len(frames),
+        "model": None if not model else {"name": model.get("name") or "?", "sha256": model.get("sha256")},
+        "taxonomy": None if not taxonomy else {"region": taxonomy.get("region")},
+        "location": {"latitude": station.latitude, "longitude": station.longitude,
+                     "coordinate_uncertainty_m": coordinate_uncertainty_m},
+        "camera": {"height_m": station.camera_height_m, "heading_deg": station.camera_heading_deg,
+                   "tilt_deg": station.camera_tilt_deg},
+        "thumbnail": bool(thumbnail),
+        "sent_at": timestamp(sent_at),
+    }
+    if extra is not None:
+        msg["extra"] = dict(extra)
+    return msg
+
+
+# -- status ----------------------------------------------------------------------------
+
+_REASONS = {"online": ("started",), "offline": ("stopping", "connection_lost")}
+
+
+def status_message(station_id: str, state: str, reason: str, since: float, *,
+                   software_version: str = __version__, sent_at: float | None = None,
+                   will: bool = False) -> dict[str, Any]:
+    """status/1. ``will=True`` leaves out ``sent_at`` (the broker sends the will later)."""
+    if reason not in _REASONS.get(state, ()):
+        raise MessageError(f"status: reason {reason!r} does not go with state {state!r} "
+                           f"(online: started; offline: stopping, connection_lost)")
+    msg: dict[str, Any] = {"schema": "status/1", "station_id": station_id, "state": state, "reason": reason,
+                           "since": timestamp(since), "software_version": software_version}
+    if not will:
+        msg["sent_at"] = timestamp(sent_at)
+    return msg
+
+
+def will_message(station_id: str, connected_at: float, software_version: str = __version__) -> dict[str, Any]:
+    """The MQTT will, composed at connect time: offline, connection_lost, since the connection."""
+    return status_message(station_id, "offline", "connection_lost", connected_at,
+                          software_version=software_version, will=True)
+
+
+# -- health ----------------------------------------------------------------------------
+
+HEALTH_SECTIONS: dict[str, tuple[str, ...]] = {
+    "memory": ("total_mb", "available_mb", "process_rss_mb"),
+    "disk": ("free_mb", "store_mb", "low"),
+    "outbox": ("depth", "detections", "thumbnails", "oldest_age_s", "bytes", "cap_mb", "full",
+               "thumbnails_dropped", "detections_dropped"),
+    "camera": ("state", "uri", "fps", "failures"),
+    "events": ("total", "pending_classification"),
+    "clock": ("synchronized", "source", "offset_s"),
+}
+_SECRET_KEYS = ("pass", "password", "pwd", "token", "key", "secret", "auth", "user", "username")
+
+
+def redact_uri(uri: str | None) -> str | None:
+    """A camera URI fit to publish: user info and secret-looking query values become ``***``."""
+    if not uri or "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k.lower() in _SECRET_KEYS else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _section(name: str, value: Any) -> dict[str, Any]:
+    data = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+    if not isinstance(data, Mapping):
+        data = {k: getattr(value, k) for k in HEALTH_SECTIONS[name] if hasattr(value, k)}
+    missing = [k for k in HEALTH_SECTIONS[name] if k not in data]
+    if missing:
+        raise MessageError(f"health: {name}.{missing[0]} is missing")
+    return {k: data[k] for k in HEALTH_SECTIONS[name]}
+
+
+def health_message(station_id: str, *, uptime_s: float, cpu_temperature_c: float | None,
+                   load: Sequence[float], memory: Any, disk: Any, outbox: Any, camera: Any, events: Any,
+                   clock: Any, sent_at: float | None = None,
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """health/1. Each section is a mapping or an object (a dataclass) with the keys in
+    :data:`HEALTH_SECTIONS`; keys beyond those are left out. The camera URI is redacted here."""
+    if len(load) != 3:
+        raise MessageError(f"health: load must be the 1, 5 and 15 minute averages, got {len(load)} values")
+    sections = {name: _section(name, value) for name, value in
+                (("memory", memory), ("disk", disk), ("outbox", outbox), ("camera", camera),
+                 ("events", events), ("clock", clock))}
+    sections["camera"]["uri"] = redact_uri(sections["camera"]["uri"])
+    msg: dict[str, Any] = {
+        "schema": "health/1", "station_id": station_id, "sent_at": timestamp(sent_at),
+        "uptime_s": round(float(uptime_s), 1),
+        "cpu_temperature_c": None if cpu_temperature_c is None else round(float(cpu_temperature_c), 1),
+        "load_1m": round(float(load[0]), 2), "load_5m": round(float(load[1]), 2),
+        "load_15m": round(float(load[2]), 2),
+        **sections,
+    }
+    if extra is not None:
+        msg["extra"] = dict(extra)
+    return msg
+
+
+# -- thumbnails ------------------------------------------------------------------------
+
+_SOF = {m for m in range(0xC0, 0xD0) if m not in (0xC4, 0xC8, 0xCC)}  # frame headers: the size
+_ALLOWED_SEGMENTS = _SOF | {0xC4, 0xDB, 0xDD, 0xE0}  # + Huffman, quantisation tables, restart, JFIF
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a JPEG; :class:`ThumbnailError` if it is not one or carries
+    metadata (EXIF/XMP in APP1, IPTC, comments: any segment but JFIF's APP0)."""
+    if data[:2] != b"\xff\xd8":
+        raise ThumbnailError("thumbnail: not a JPEG (no start-of-image marker)")
+    pos, size = 2, None
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ThumbnailError(f"thumbnail: corrupt JPEG header at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            break
+        if marker not in _ALLOWED_SEGMENTS:
+            raise ThumbnailError(f"thumbnail: JPEG carries a metadata segment (marker 0x{marker:02X}); "
+                                 "re-encode it with make_thumbnail")
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in _SOF and pos + 9 <= len(data):
+            size = (int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big"))
+        pos += 2 + length
+    if size is None or min(size) < 1:
+        raise ThumbnailError("thumbnail: JPEG has no frame header (width and height)")
+    return size
+
+
+def make_thumbnail(image: str | Path | np.ndarray, max_bytes: int = THUMBNAIL_MAX_BYTES,
+                   max_side: int = THUMBNAIL_MAX_SIDE, min_side: int = 48) -> bytes | None:
+    """A JPEG of at most ``max_bytes`` and ``max_side`` pixels on its longer side, re-encoded
+    from the pixels so it carries no metadata. Quality goes down first, then the size;
+    None when even ``min_side`` pixels at the lowest quality do not fit. Raises
+    :class:`ThumbnailError` naming the file when the picture cannot be read."""
+    if isinstance(image, np.ndarray):
+        pixels = image
+    else:
+        pixels = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise ThumbnailError(f"{image}: cannot be read as a picture")
+    h, w = pixels.shape[:2]
+    side = min(max_side, max(h, w))
+    while side >= min(min_side, max(h, w)):
+        scale = side / max(h, w)
+        small = pixels if scale >= 1 else cv2.resize(
+            pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        for quality in (80, 70, 60, 50, 40, 30, 20):
+            params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1]
+            ok, buf = cv2.imencode(".jpg", small, params)
+            if ok and buf.size <= max_bytes:
+                return buf.tobytes()
+        if side <= min_side:
+            break
+        side = max(min_side, int(side * 0.75))
+    return None
+
+
+def thumbnail_source(record: Mapping[str, Any]) -> str | None:
+    """File name of the still to show: the classifier's best, else the first after the
+    trigger, else any saved one; None when no still was saved."""
+    saved = [f for f in record.get("frames") or [] if f.get("file")]
+    best = (record.get("classification") or {}).get("best_frame")
+    if best and any(f["file"] == best for f in saved):
+        return best
+    after = [f for f in saved if not f.get("pre_trigger")]
+    return (after or saved)[0]["file"] if saved else None
+
+
+def thumbnail_message(event_id: str, jpeg_bytes: bytes, *, station_id: str, sent_at: float | None = None,
+                      max_bytes: int = THUMBNAIL_MAX_BYTES) -> dict[str, Any]:
+    """thumbnail/1 for a JPEG from :func:`make_thumbnail` (refused if over ``max_bytes`` or
+    carrying any metadata segment)."""
+    if len(jpeg_bytes) > max_bytes:
+        raise ThumbnailError(f"thumbnail: {len(jpeg_bytes)} bytes is over the cap of {max_bytes}")
+    width, height = jpeg_size(jpeg_bytes)
+    return {
+        "schema": "thumbnail/1", "station_id": station_id, "event_id": event_id,
+        "message_id": f"{event_id}:thumb", "content_type": "image/jpeg",
+        "width": width, "height": height, "bytes": len(jpeg_bytes),
+        "data": base64.b64encode(jpeg_bytes).decode("ascii"), "sent_at": timestamp(sent_at),
+    }
+
+
+# -- commands --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    command: str
+    request_id: str
+    sent_by: str | None = None
+    sent_at: str | None = None
+
+
+def parse_command(payload: bytes, *, topic_command: str | None = None, station_id: str | None = None) -> Command:
+    """A command/1 payload as a :class:`Command`. ``topic_command`` (the topic's last level)
+    and ``station_id`` (the topic's station), when given, must agree with the payload."""
+    if len(payload) > COMMAND_MAX_BYTES:
+        raise CommandError("(payload)", f"{len(payload)} bytes; a command is at most {COMMAND_MAX_BYTES}")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CommandError("(payload)", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise CommandError("(payload)", f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise CommandError("(payload)", f"a command is a JSON object, not {type(data).__name__}")
+    rid = data.get("request_id") if isinstance(data.get("request_id"), str) else None
+    name = data.get("command") if data.get("command") in COMMANDS else None
+    try:
+        validate("command", data)
+    except PayloadError as exc:
+        request_id = rid if rid and "request_id" not in {f for f, _ in exc.problems} else None
+        raise CommandError(exc.field, exc.problems[0][1], request_id, name) from None
+    if topic_command is not None and data["command"] != topic_command:
+        raise CommandError("command", f"{data['command']!r} does not match the topic's {topic_command!r}",
+                           rid, topic_command if topic_command in COMMANDS else None)
+    if station_id is not None and data.get("station_id", station_id) != station_id:
+        raise CommandError("station_id", f"{data['station_id']!r} is not this station ({station_id!r})", rid, name)
+    return Command(data["command"], data["request_id"], data.get("sent_by"), data.get("sent_at"))
+
+
+def command_result(station_id: str, request_id: str, command: str, ok: bool, message: str, *,
+                   event_id: str | None = None, sent_at: float | None = None) -> dict[str, Any]:
+    """command_result/1: the station's answer to ``request_id``."""
+    if command not in COMMANDS:
+        raise MessageError(f"command_result: command {command!r} is not one of {', '.join(COMMANDS)}")
+    return {"schema": "command_result/1", "station_id": station_id, "request_id": request_id,
+            "command": command, "ok": bool(ok), "message": message[:1024], "event_id": event_id,
+            "sent_at": timestamp(sent_at)}
