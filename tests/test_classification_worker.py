@@ -94,3 +94,16 @@ def test_a_full_hand_off_queue_loses_nothing(tmp_path):
         time.sleep(0.1)
     worker.stop()
     assert all(store.load(r["id"])["classification"]["status"] == "ok" for r in records)
+
+
+def test_a_failure_becomes_final_after_max_attempts(tmp_path):
+    from station.classifier.worker import classification_final, needs_classification
+
+    failed = {"status": "failed", "attempted_at": 0.0, "attempts": 2}
+    record = {"status": "closed", "classification": failed}
+    assert not classification_final(failed, max_attempts=3)
+    assert needs_classification(record, now=1000.0, retry_after_s=600, max_attempts=3)
+    failed["attempts"] = 3
+    assert classification_final(failed, max_attempts=3)
+    assert not needs_classification(record, now=1000.0, retry_after_s=600, max_attempts=3)
+    assert classification_final({"status": "ok"}, max_attempts=3)

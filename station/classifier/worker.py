@@ -29,13 +29,21 @@ _STOP = object()
 _NICE = 10  # below the capture thread: motion watching comes first on a busy Pi
 
 
-def needs_classification(record: dict[str, Any], now: float, retry_after_s: float) -> bool:
+def classification_final(result: dict[str, Any] | None, max_attempts: int) -> bool:
+    """Is this result the last word: a success, or a failure after every attempt?"""
+    if not result:
+        return False
+    return result.get("status") == "ok" or int(result.get("attempts", 1)) >= max_attempts
+
+
+def needs_classification(record: dict[str, Any], now: float, retry_after_s: float,
+                         max_attempts: int = 1_000_000) -> bool:
     if record.get("status") != "closed":
         return False
     result = record.get("classification")
     if not result:
         return True
-    if result.get("status") == "failed":
+    if result.get("status") == "failed" and not classification_final(result, max_attempts):
         return now - float(result.get("attempted_at", 0)) >= retry_after_s
     return False
 
@@ -145,7 +153,7 @@ class ClassificationWorker:
         now = time.time()
         found = 0
         for record in self.store.records():
-            if needs_classification(record, now, self.cfg.retry_after_s):
+            if needs_classification(record, now, self.cfg.retry_after_s, self.cfg.max_attempts):
                 self.submit(record)
                 found += 1
         if found:
@@ -174,8 +182,9 @@ class ClassificationWorker:
         except StoreError as exc:
             log.warning("cannot classify: unreadable record", id=event_id, error=str(exc))
             return
-        if not needs_classification(record, time.time(), 0.0):
+        if not needs_classification(record, time.time(), 0.0, self.cfg.max_attempts):
             return
+        previous = record.get("classification") or {}
         classifier = self._ensure_classifier()
         started = time.monotonic()
         if classifier is None:
@@ -183,6 +192,7 @@ class ClassificationWorker:
         else:
             result = classifier.classify_event(record, self.store.event_dir(event_id))
         result["attempted_at"] = round(time.time(), 3)
+        result["attempts"] = int(previous.get("attempts", 0)) + 1 if previous.get("status") == "failed" else 1
         result["elapsed_ms"] = round(1000 * (time.monotonic() - started), 1)
         try:
             record = self.store.update(event_id, classification=result)

@@ -60,6 +60,10 @@ class ClassifierSection(Section):
     top_k: int = Field(default=5, ge=1, le=50)
     retry_after_s: float = Field(default=600, gt=0, le=86400)
     """The daemon retries a failed classification after this long."""
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    """After this many failed attempts the failure is final: the detection is sent as
+    "classification failed" (a ranger must still hear that something moved) and the
+    event is not retried again until the station restarts with a working model."""
 
     @field_validator("model", "labels", "taxonomy", "metadata")
     @classmethod
