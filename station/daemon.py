@@ -23,6 +23,7 @@ from station.events.recorder import EventRecorder
 
 if TYPE_CHECKING:
     from station.classifier.worker import ClassificationWorker
+    from station.feed.service import FeedService
 from station.events.retention import DiskGuard
 from station.events.store import EventStore
 from station.events.writer import EventWriter
@@ -73,6 +74,7 @@ class StationDaemon:
         self.writer = writer
         self.recorder = recorder
         self.classifier = classifier
+        self.feed: "FeedService | None" = None
         self.stats = Stats()
         self._stop = threading.Event()
         self._detector: Detector | None = None
@@ -99,7 +101,21 @@ class StationDaemon:
 
         camera = camera or open_camera(cfg.camera.uri, cfg.camera)
         store = EventStore(cfg.storage.data_dir)
-        guard = DiskGuard(store, cfg.storage.min_free_mb, cfg.storage.max_size_mb)
+        feed = None
+        if cfg.mqtt.enabled:
+            from station.feed.service import FeedService, prunable_when_fed
+
+            feed = FeedService(cfg, store)
+            guard = DiskGuard(store, cfg.storage.min_free_mb, cfg.storage.max_size_mb,
+                              prunable=prunable_when_fed)
+            user_on_event = on_event
+
+            def on_event(record: dict) -> None:
+                feed.on_event(record)
+                if user_on_event is not None:
+                    user_on_event(record)
+        else:
+            guard = DiskGuard(store, cfg.storage.min_free_mb, cfg.storage.max_size_mb)
         worker = None
         on_closed = on_event
         if cfg.classifier.enabled:
@@ -110,7 +126,9 @@ class StationDaemon:
                              check_interval_s=cfg.storage.check_interval_s, on_closed=on_closed)
         recorder = EventRecorder(cfg.events, cfg.station.id, cfg.station.deployment_id, writer,
                                  frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
-        return cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
+        daemon = cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
+        daemon.feed = feed
+        return daemon
 
     def stop(self) -> None:
         """Ask the capture loop to finish; safe from a signal handler or another thread."""
@@ -210,6 +228,8 @@ class StationDaemon:
         self.writer.start()
         if self.classifier is not None:
             self.classifier.start()
+        if self.feed is not None:
+            self.feed.start(self)
         if self.writer.guard is not None:
             self.writer.guard.check()
         log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
@@ -281,6 +301,10 @@ class StationDaemon:
                     # signal, only the event in hand is finished; the rest wait on disk.
                     self.classifier.drain()
                 self.classifier.stop()
+            if self.feed is not None:
+                if not self._stop.is_set():
+                    self.feed.publisher.wait_delivered(30)  # a replay ran out: let the broker have it all
+                self.feed.stop()
             self._log_stats()
             log.info("station stopped", events=self.recorder.events_closed, frames=self.stats.frames)
 

@@ -68,6 +68,7 @@ def clock_sync() -> dict[str, object]:
 class Uptime:
     def __init__(self) -> None:
         self.started = time.monotonic()
+        self.started_wall = time.time()
 
     def seconds(self) -> float:
         return round(time.monotonic() - self.started, 1)

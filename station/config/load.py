@@ -15,6 +15,7 @@ from station.config.events import EventsSection
 from station.config.identity import StationSection
 from station.config.logging import LoggingSection
 from station.config.motion import MotionSection
+from station.config.mqtt import MqttSection
 from station.config.storage import StorageSection
 
 
@@ -25,6 +26,7 @@ class StationConfig(Section):
     events: EventsSection = EventsSection()
     storage: StorageSection = StorageSection()
     classifier: ClassifierSection = ClassifierSection()
+    mqtt: MqttSection = MqttSection()
     logging: LoggingSection = LoggingSection()
 
 
