@@ -56,8 +56,11 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloa
 
     try:
         daemon = StationDaemon.build(cfg, on_event=on_event)
-    except (CameraError, ValueError) as exc:
+    except CameraError as exc:
         print(f"station: camera: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a bad camera URI, or mqtt.* files that cannot work (names the key)
+        print(f"station: {exc}", file=sys.stderr)
         return 2
     _install_signal_handlers(daemon.stop)
     if reloader is not None:
@@ -84,11 +87,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)
+    if cfg.mqtt.enabled:
+        from station.feed.publisher import FeedConfigError, check_settings
+
+        try:
+            check_settings(cfg.mqtt)
+        except FeedConfigError as exc:
+            raise ConfigError(str(args.file), [str(exc)]) from None
     print(f"{args.file}: OK")
     print(f"  station {cfg.station.id} (deployment {cfg.station.deployment_id}) "
           f"at {cfg.station.latitude:.5f}, {cfg.station.longitude:.5f}")
     print(f"  camera {cfg.camera.uri} main {cfg.camera.main_size[0]}x{cfg.camera.main_size[1]} "
           f"lores {cfg.camera.lores_size[0]}x{cfg.camera.lores_size[1]} @ {cfg.camera.fps:g} fps")
+    if cfg.mqtt.enabled:
+        print(f"  feed to mqtt{'s' if cfg.mqtt.tls else ''}://{cfg.mqtt.host}:{cfg.mqtt.port} "
+              f"under {cfg.mqtt.topic_prefix}/{cfg.station.id}/")
     print(f"  events to {cfg.storage.data_dir} (free-space floor {cfg.storage.min_free_mb:g} MB"
           + (f", cap {cfg.storage.max_size_mb:g} MB)" if cfg.storage.max_size_mb else ")"))
     return 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.broker"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "deploy" / "station.example.toml"
 SHARED = ROOT.parent / "shared" / "datasets"
