@@ -69,7 +69,8 @@ class FeedService:
         self.detections_queued = 0
 
     # -- life cycle ------------------------------------------------------------------
-    def start(self, daemon: "StationDaemon") -> None:
+    def start(self, daemon: "StationDaemon | None") -> None:
+        """Start publishing; ``daemon`` answers commands and health facts (None in benchmarks)."""
         self.daemon = daemon
         self._catch_up()
         self.publisher.start()
