@@ -166,3 +166,59 @@ def test_wrong_password_is_reported_naming_the_credentials_and_capture_goes_on(t
             assert outbox.stats().depth_by_kind.get("detection", 0) >= 1, "kept for later"
     finally:
         broker.stop()
+
+
+def test_an_operator_snapshot_command_is_answered_with_the_new_event(tmp_path):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = make_broker(tmp_path / "broker").start()
+    sub = Subscriber(broker, ["camtrap/v1/+/command_result", "camtrap/v1/+/detection", "camtrap/v1/+/health"])
+    try:
+        cfg = station_config(tmp_path, broker, 100000.0)
+        cfg["camera"]["speed"] = "realtime"
+        daemon = StationDaemon.build(parse_config(cfg))
+        thread = threading.Thread(target=daemon.run)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not (daemon.feed.publisher.connected and daemon.stats.frames > 5) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        operator = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="operator")
+        operator.connect(broker.host, broker.port)
+        operator.loop_start()
+        operator.publish("camtrap/v1/lazovsky-07/command/snapshot",
+                         json.dumps({"schema": "command/1", "command": "snapshot", "request_id": "r-1",
+                                     "sent_by": "ranger"}), qos=1).wait_for_publish(5)
+        operator.publish("camtrap/v1/lazovsky-07/command/reload", b"{not json", qos=1).wait_for_publish(5)
+
+        def answered(payloads):
+            return any(json.loads(p).get("request_id") == "r-1" for p in payloads)
+
+        assert sub.wait_for(answered, timeout=30)
+        (result,) = [json.loads(p) for p in sub.payloads("camtrap/v1/lazovsky-07/command_result")]
+        validate_message(result)
+        assert result["ok"] is True and result["command"] == "snapshot"
+        event_id = result["event_id"]
+        assert sub.wait_for(lambda payloads: event_id in detection_ids(payloads), timeout=60)
+        daemon.stop()
+        thread.join(30)
+        record = EventStore(tmp_path / "data").load(event_id)
+        assert record["trigger_source"] == "snapshot"
+        health = [json.loads(p) for p in sub.payloads("camtrap/v1/lazovsky-07/health")]
+        assert health, "a heartbeat is sent on connect"
+        validate_message(health[-1])
+        assert health[-1]["camera"]["state"] == "ok" and health[-1]["outbox"]["full"] is False
+        assert daemon.stats.frames > 0, "a malformed command did not disturb the station"
+        operator.loop_stop()
+    finally:
+        sub.close()
+        broker.stop()
+
+
+def test_only_delivered_events_may_be_pruned_when_the_feed_is_on():
+    from station.feed.service import prunable_when_fed
+
+    assert not prunable_when_fed({"status": "closed"})
+    assert not prunable_when_fed({"status": "closed", "delivery": {"status": "queued"}})
+    assert not prunable_when_fed({"status": "open", "delivery": {"status": "delivered"}})
+    assert prunable_when_fed({"status": "closed", "delivery": {"status": "delivered"}})
