@@ -302,3 +302,18 @@ def test_the_guard_makes_room_on_a_real_full_card(tiny_disk: Path):
     assert new[-1].id in remaining, "the newest event is kept"
     assert not {e.id for e in old} & remaining, "the oldest events went first"
     assert guard.free_bytes() >= 0.45 * 2**20
+
+
+def test_a_delivery_mark_never_steps_back(tmp_path: Path):
+    """The feed marks 'queued' after committing; a fast PUBACK may mark 'delivered' first."""
+    from station.feed.service import FeedService
+
+    store = EventStore(tmp_path)
+    writer = EventWriter(store).start()
+    event = record_event(writer, 0)
+    writer.stop()
+    feed = FeedService.__new__(FeedService)
+    feed.store = store
+    feed._mark(event.id, {"status": "delivered", "delivered_at": 2.0})
+    feed._mark(event.id, {"status": "queued", "queued_at": 1.0})
+    assert store.load(event.id)["delivery"] == {"status": "delivered", "delivered_at": 2.0}

@@ -105,10 +105,16 @@ class EventStore:
 
     def update(self, event_id: str, **keys: Any) -> dict[str, Any]:
         """Set top-level keys of a record (read, modify, write atomically)."""
+        return self.modify(event_id, lambda record: record.update(keys))
+
+    def modify(self, event_id: str, change) -> dict[str, Any]:
+        """Apply ``change(record)`` (it edits the dict in place; returning False means
+        "nothing to write") under the store's lock, so a decision taken on what the
+        record says cannot be overtaken by another thread's write."""
         with self._lock:
             record = self.load(event_id)
-            record.update(keys)
-            self.write_record(record)
+            if change(record) is not False:
+                self.write_record(record)
             return record
 
     def delete(self, event_id: str) -> None:

@@ -145,11 +145,14 @@ class FeedService:
             return None
 
     def _mark(self, event_id: str, delivery: dict[str, Any]) -> None:
-        try:
-            record = self.store.load(event_id)
+        def change(record: dict[str, Any]) -> bool:
             if delivered(record):
-                return
-            self.store.update(event_id, delivery={**(record.get("delivery") or {}), **delivery})
+                return False  # a fast PUBACK got here first: never step back to "queued"
+            record["delivery"] = {**(record.get("delivery") or {}), **delivery}
+            return True
+
+        try:
+            self.store.modify(event_id, change)
         except (StoreError, OSError) as exc:
             log.warning("cannot mark delivery in the event record", id=event_id, error=str(exc))
 
