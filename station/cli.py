@@ -54,6 +54,16 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloa
     from station.camera.base import CameraError
     from station.daemon import StationDaemon, write_truth_if_simulated
 
+    data_dir = cfg.storage.data_dir
+    try:
+        (data_dir / "events").mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        print(f"station: storage.data_dir = {str(data_dir)!r}: not a writable folder ({exc.strerror})",
+              file=sys.stderr)
+        return 2
     try:
         daemon = StationDaemon.build(cfg, on_event=on_event)
     except CameraError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -83,9 +84,9 @@ class StationDaemon:
         """Why the run ended early, for a source that cannot be retried (a replay)."""
         self.reloader: Callable[[], StationConfig] | None = None
         """Re-reads the config file for ``request_reload`` (set by the CLI)."""
-        self._requests_lock = threading.Lock()
-        self._snapshot_requests: list[Callable[[str | None, str], None]] = []
-        self._reload_requests: list[Callable[[bool, str], None]] = []
+        # deques, not a lock: SIGHUP's handler runs on this very thread and appends here
+        self._snapshot_requests: deque[Callable[[str | None, str], None]] = deque()
+        self._reload_requests: deque[Callable[[bool, str], None]] = deque()
         self._camera_open = False
 
     @classmethod
@@ -145,20 +146,21 @@ class StationDaemon:
         ``done(event_id, message)`` is called from the capture thread; event_id is None
         if no frame could be had.
         """
-        with self._requests_lock:
-            self._snapshot_requests.append(done)
+        self._snapshot_requests.append(done)
 
     def request_reload(self, done: Callable[[bool, str], None]) -> None:
         """Re-read and apply the config file; a bad file is refused and nothing changes."""
-        with self._requests_lock:
-            self._reload_requests.append(done)
+        self._reload_requests.append(done)
 
     def _serve_reloads(self) -> None:
-        with self._requests_lock:
-            requests, self._reload_requests = self._reload_requests, []
-        for done in requests:
-            ok, message = self._reload()
-            done(ok, message)
+        while self._reload_requests:
+            done = self._reload_requests.popleft()
+            try:
+                ok, message = self._reload()
+            except Exception as exc:  # noqa: BLE001 - a reload must never take the station down
+                log.exception("config reload failed")
+                ok, message = False, f"reload failed: {exc}"
+            _answer(done, ok, message)
 
     def _reload(self) -> tuple[bool, str]:
         from station.config import ConfigError
@@ -171,6 +173,17 @@ class StationDaemon:
             log.error("config reload refused", error=str(exc))
             return False, str(exc)
         old, notes = self.cfg, []
+        new_camera = None
+        if new.camera != old.camera:
+            from station.camera import open_camera
+
+            try:
+                new_camera = open_camera(new.camera.uri, new.camera)
+            except (ValueError, CameraError) as exc:
+                log.error("config reload refused", error=str(exc))
+                return False, f"camera.uri: {exc}"
+        if new.station.id != old.station.id:
+            return False, "station.id cannot change while running (topics and records carry it); restart the station"
         # The store and the broker connection are built once: keep them as they are.
         fixed = {"storage": new.storage.model_copy(update={"data_dir": old.storage.data_dir})}
         if new.storage.data_dir != old.storage.data_dir:
@@ -191,12 +204,13 @@ class StationDaemon:
             guard.max_size = new.storage.max_size_mb * 1024 * 1024
         if self.classifier is not None and new.classifier != old.classifier:
             self.classifier.reconfigure(new.classifier)
-        if new.camera != old.camera:
-            from station.camera import open_camera
-
+        if self.feed is not None:
+            self.feed.cfg = self.feed.cfg.model_copy(update={"classifier": new.classifier, "station": new.station})
+        if new_camera is not None:
             self.recorder.interrupt("reload")
             self._close_camera()
-            self.camera = open_camera(new.camera.uri, new.camera)
+            self.camera = new_camera
+            self.recorder.camera = new_camera.uri
             self._camera_open = False
             notes.append(f"camera reopened as {self.camera.uri}")
         from station.log import setup_logging
@@ -206,14 +220,23 @@ class StationDaemon:
         return True, "reloaded" + (": " + "; ".join(notes) if notes else "")
 
     def _serve_snapshots(self, frame) -> None:
-        with self._requests_lock:
-            requests, self._snapshot_requests = self._snapshot_requests, []
-        for done in requests:
+        while self._snapshot_requests:
+            done = self._snapshot_requests.popleft()
             if frame is None or frame.main is None:
-                done(None, "no full-resolution frame from the camera")
+                _answer(done, None, "no full-resolution frame from the camera")
                 continue
             event = self.recorder.snapshot(frame)
-            done(event.id, "snapshot taken")
+            if event.stills and event.stills[0].file is None:
+                _answer(done, None, f"snapshot {event.id} could not be saved: {event.stills[0].error}")
+            else:
+                _answer(done, event.id, "snapshot taken")
+
+    def _refuse_pending(self, why: str) -> None:
+        """Answer every request still waiting (shutdown, camera down): none goes unanswered."""
+        while self._snapshot_requests:
+            _answer(self._snapshot_requests.popleft(), None, why)
+        while self._reload_requests:
+            _answer(self._reload_requests.popleft(), False, why)
 
     # -- the capture loop ---------------------------------------------------------------
     def run(self, duration_s: float | None = None) -> None:
@@ -224,17 +247,6 @@ class StationDaemon:
         however long it takes to compute).
         """
         cfg = self.cfg
-        recovered = self.store.recover()
-        self.writer.start()
-        if self.classifier is not None:
-            self.classifier.start()
-        if self.feed is not None:
-            self.feed.start(self)
-        if self.writer.guard is not None:
-            self.writer.guard.check()
-        log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
-                 camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
-                 recovered_events=len(recovered))
         wall_start = time.monotonic()
         first_ts: float | None = None
         backoff = cfg.camera.retry_initial_s
@@ -243,6 +255,15 @@ class StationDaemon:
         period = 1.0 / self.camera.fps if self.camera.fps else 0.1
         last_ts = float("-inf")
         try:
+            recovered = self.store.recover()
+            self.writer.start()
+            if self.classifier is not None:
+                self.classifier.start()
+            if self.feed is not None:
+                self.feed.start(self)
+            log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
+                     camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
+                     recovered_events=len(recovered))
             while not self._stop.is_set():
                 if self._reload_requests:
                     self._serve_reloads()
@@ -292,6 +313,7 @@ class StationDaemon:
                     if elapsed >= duration_s:
                         break
         finally:
+            self._refuse_pending("the station is stopping")
             self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
             self._close_camera()
             self.writer.stop()
@@ -327,6 +349,8 @@ class StationDaemon:
         s.light_jumps += result.light_jump
 
     def _camera_failed(self, exc: Exception, backoff: float, stage: str) -> float:
+        while self._snapshot_requests:
+            _answer(self._snapshot_requests.popleft(), None, f"camera failed: {exc}")
         self.stats.camera_failures += 1
         self.stats.camera_state = "failed"
         log.error("camera failed; retrying", stage=stage, camera=self.camera.uri, error=str(exc),
@@ -350,6 +374,13 @@ class StationDaemon:
                  classified=self.classifier.classified if self.classifier else "off",
                  classify_pending=self.classifier.pending if self.classifier else 0,
                  camera=s.camera_state, camera_failures=s.camera_failures)
+
+
+def _answer(done: Callable, *args) -> None:
+    try:
+        done(*args)
+    except Exception:  # noqa: BLE001 - a requester's callback must not stop capture
+        log.exception("answering an operator request failed")
 
 
 def write_truth_if_simulated(camera: Camera, data_dir: Path) -> Path | None:

@@ -239,3 +239,41 @@ def test_reload_applies_a_good_config_and_refuses_a_bad_one(tmp_path):
     assert daemon.recorder.cfg.post_motion_s == 5.0, "the good config is in force, the bad one changed nothing"
     (r,) = [r for r in EventStore(tmp_path / "data").records()]
     assert r["end_timestamp"] - r["start_timestamp"] > 8.0
+
+
+def test_a_reload_naming_a_missing_camera_is_refused_and_nothing_changes(tmp_path):
+    camera = ScriptedCamera(frames=200, walk=(60, 100))
+    cfg = config(tmp_path)
+    daemon = StationDaemon.build(cfg, camera=camera)
+    bad = cfg.model_copy(update={"camera": cfg.camera.model_copy(update={"uri": str(tmp_path / "nope.mp4")}),
+                                 "events": cfg.events.model_copy(update={"post_motion_s": 9.0})})
+    daemon.reloader = lambda: bad
+    answers = []
+    daemon.request_reload(lambda ok, msg: answers.append((ok, msg)))
+    daemon.run()
+    ((ok, msg),) = answers
+    assert ok is False and msg.startswith("camera.uri:") and "nope.mp4" in msg
+    assert daemon.camera is camera and daemon.cfg is cfg and daemon.recorder.cfg.post_motion_s == 1.0
+    assert daemon.stats.frames == 200, "the station kept watching"
+
+
+def test_requests_still_waiting_at_shutdown_are_answered(tmp_path):
+    camera = ScriptedCamera(frames=0)
+    daemon = StationDaemon.build(config(tmp_path), camera=camera)
+    daemon.stop()
+    answers = []
+    daemon.request_snapshot(lambda event_id, msg: answers.append((event_id, msg)))
+    daemon.run()
+    assert answers == [(None, "the station is stopping")]
+
+
+def test_an_unwritable_data_dir_is_named(tmp_path, station_cmd):
+    import subprocess
+
+    from tests.conftest import minimal_toml
+
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(minimal_toml(Path("/proc/no-such-dir/data")))
+    out = subprocess.run([*station_cmd, "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "storage.data_dir" in out.stderr and "/proc/no-such-dir/data" in out.stderr

@@ -61,6 +61,7 @@ class ClassificationWorker:
         self._classifier: Classifier | None = None
         self._load_error: str | None = None
         self._load_attempted = -float("inf")
+        self._generation = 0
         self._thread: threading.Thread | None = None
         self._queued: set[str] = set()
         self._lock = threading.Lock()
@@ -85,6 +86,7 @@ class ClassificationWorker:
     def reconfigure(self, cfg: ClassifierSection) -> None:
         """New settings (config reload): the model is loaded again at the next event."""
         self.cfg = cfg
+        self._generation += 1  # a load already under way must not install the old model
         self._classifier = None
         self._load_error = None
 
@@ -141,8 +143,9 @@ class ClassificationWorker:
                     self._queued.discard(item)
                 try:
                     self._classify(item)
-                except Exception:  # noqa: BLE001 - one bad event must not stop the worker
+                except Exception as exc:  # noqa: BLE001 - one bad event must not stop the worker
                     log.exception("classification crashed on an event", id=item)
+                    self._record_crash(item, exc)
                 finally:
                     self._queue.task_done()
             if time.monotonic() >= next_scan:
@@ -165,9 +168,13 @@ class ClassificationWorker:
         if time.monotonic() - self._load_attempted < self.cfg.retry_after_s and self._load_error:
             return None
         self._load_attempted = time.monotonic()
+        generation, cfg = self._generation, self.cfg
         try:
             started = time.monotonic()
-            self._classifier = self._loader(self.cfg)
+            loaded = self._loader(cfg)
+            if generation != self._generation:
+                return self._ensure_classifier()  # reconfigured while loading: load the new one
+            self._classifier = loaded
             self._load_error = None
             log.info("model ready", load_ms=round(1000 * (time.monotonic() - started), 1))
         except Exception as exc:  # noqa: BLE001 - ModelError, TaxonomyError, or worse: report, retry
@@ -175,6 +182,23 @@ class ClassificationWorker:
             log.error("classifier could not be loaded; events are kept and retried",
                       error=self._load_error, retry_in_s=self.cfg.retry_after_s)
         return self._classifier
+
+    def _record_crash(self, event_id: str, exc: Exception) -> None:
+        """Count a crash as a failed attempt, so the event still becomes final (and is sent)."""
+        def change(record: dict[str, Any]) -> None:
+            previous = record.get("classification") or {}
+            result = failed(f"classifier crashed: {type(exc).__name__}: {exc}", threshold=self.cfg.min_confidence)
+            result["attempted_at"] = round(time.time(), 3)
+            result["attempts"] = int(previous.get("attempts", 0)) + 1 if previous.get("status") == "failed" else 1
+            record["classification"] = result
+
+        try:
+            record = self.store.modify(event_id, change)
+        except (StoreError, OSError):
+            return
+        self.failures += 1
+        if self.on_classified is not None:
+            self.on_classified(record)
 
     def _classify(self, event_id: str) -> None:
         try:

@@ -27,8 +27,8 @@ from station.feed.messages import (
     health_message, make_thumbnail, parse_command, status_message, thumbnail_message, thumbnail_source,
     will_message,
 )
-from station.feed.outbox import Outbox
-from station.feed.publisher import Publisher
+from station.feed.outbox import Outbox, OutboxError
+from station.feed.publisher import FeedConfigError, Publisher
 from station.feed.topics import DELIVERY, Topics, parse_topic
 from station.log import get_logger
 
@@ -55,8 +55,11 @@ class FeedService:
         path = cfg.mqtt.outbox_path or Path(cfg.storage.data_dir) / "outbox.sqlite3"
         if not path.is_absolute():
             path = Path(cfg.storage.data_dir) / path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(path, int(cfg.mqtt.outbox_cap_mb * 1024 * 1024))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.outbox = Outbox(path, int(cfg.mqtt.outbox_cap_mb * 1024 * 1024))
+        except (OSError, OutboxError) as exc:
+            raise FeedConfigError("outbox_path", f"cannot open the outbox at {path}: {exc}") from None
         self.uptime = sysinfo.Uptime()
         self.connected_at = time.time()
         will = (self.topics.status, encode(will_message(cfg.station.id, self.connected_at)))
@@ -169,7 +172,10 @@ class FeedService:
 
     def _health_loop(self) -> None:
         while not self._stop.wait(self.cfg.mqtt.health_interval_s):
-            self.publish_health()
+            try:
+                self.publish_health()
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive any one bad reading
+                log.exception("health heartbeat failed")
 
     def health(self) -> dict[str, Any]:
         daemon = self.daemon
