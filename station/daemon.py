@@ -324,8 +324,9 @@ class StationDaemon:
                     self.classifier.drain()
                 self.classifier.stop()
             if self.feed is not None:
-                if not self._stop.is_set():
-                    self.feed.publisher.wait_delivered(30)  # a replay ran out: let the broker have it all
+                if not self._stop.is_set():  # a replay ran out: let the broker have it all
+                    self.feed.wait_caught_up(30)
+                    self.feed.publisher.wait_delivered(30)
                 self.feed.stop()
             self._log_stats()
             log.info("station stopped", events=self.recorder.events_closed, frames=self.stats.frames)

@@ -24,6 +24,9 @@ class StationSection(Section):
     deployment_id: str = Field(pattern=ID_PATTERN, description="Camtrap DP deploymentID")
     latitude: float = Field(ge=-90, le=90, description="WGS84 decimal degrees")
     longitude: float = Field(ge=-180, le=180, description="WGS84 decimal degrees")
+    coordinate_uncertainty_m: float | None = Field(default=None, gt=0, le=100_000)
+    """How far the true position may lie from latitude/longitude (GPS error), in metres:
+    Camtrap DP deployments.coordinateUncertainty."""
     location_id: str | None = None
     location_name: str | None = None
     deployment_start: datetime | None = None

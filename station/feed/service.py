@@ -75,13 +75,23 @@ class FeedService:
     def start(self, daemon: "StationDaemon | None") -> None:
         """Start publishing; ``daemon`` answers commands and health facts (None in benchmarks)."""
         self.daemon = daemon
-        self._catch_up()
+        # Catching up after a long outage reads every record (and may build thumbnails):
+        # never on the capture thread.
+        self._catcher = threading.Thread(target=self._catch_up, name="feed-catch-up", daemon=True)
+        self._catcher.start()
         self.publisher.start()
         self._health = threading.Thread(target=self._health_loop, name="feed-health", daemon=True)
         self._health.start()
 
+    def wait_caught_up(self, timeout: float) -> None:
+        """Block until the start-up catch-up has queued every undelivered detection."""
+        if getattr(self, "_catcher", None) is not None:
+            self._catcher.join(timeout)
+
     def stop(self) -> None:
         self._stop.set()
+        if getattr(self, "_catcher", None) is not None:
+            self._catcher.join(10)
         now = time.time()
         self.publisher.publish_now(self.topics.status, encode(status_message(
             self.cfg.station.id, "offline", "stopping", now, software_version=__version__)), qos=1, retain=True)
@@ -92,9 +102,17 @@ class FeedService:
 
     def _catch_up(self) -> None:
         queued = 0
-        for record in self.store.records():
-            if self._final(record) and not delivered(record):
-                queued += self.enqueue(record)
+        try:
+            for record in self.store.records():
+                if self._stop.is_set():
+                    return
+                if self._final(record) and not delivered(record):
+                    # Already queued once: its row is in the outbox (INSERT OR IGNORE keeps
+                    # this idempotent), so do not decode a thumbnail again.
+                    again = (record.get("delivery") or {}).get("status") == "queued"
+                    queued += self.enqueue(record, thumbnail=not again)
+        except (OutboxError, StoreError, OSError) as exc:
+            log.error("catching up undelivered detections stopped; the next start resumes", error=str(exc))
         if queued:
             log.info("undelivered detections queued again", count=queued)
 
@@ -111,13 +129,14 @@ class FeedService:
         if self._final(record) and not delivered(record):
             self.enqueue(record)
 
-    def enqueue(self, record: dict[str, Any]) -> bool:
+    def enqueue(self, record: dict[str, Any], thumbnail: bool = True) -> bool:
         event_id = record["id"]
         thumb = None
-        if self.cfg.mqtt.thumbnails:
+        if self.cfg.mqtt.thumbnails and thumbnail:
             thumb = self._thumbnail(record)
         try:
-            msg = detection_message(record, self.cfg.station, thumbnail=thumb is not None)
+            msg = detection_message(record, self.cfg.station, thumbnail=thumb is not None,
+                                    coordinate_uncertainty_m=self.cfg.station.coordinate_uncertainty_m)
         except MessageError as exc:
             log.error("event cannot be sent as a detection", id=event_id, error=str(exc))
             return False

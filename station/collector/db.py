@@ -1,0 +1,395 @@
+"""The collector's database: SQLite (WAL) by default, PostgreSQL by URL, one schema.
+
+    db = Database.open("sqlite:///var/lib/collector/camtrap.db")   # or "postgresql://user@host/db"
+    db.migrate()                                                  # idempotent: applies what is missing
+    result = db.store_batch(detections, statuses, healths)       # one transaction; ack after it returns
+    db.query_detections(station="lazovsky-07", tag="leopard", since="2026-11-01T00:00:00.000Z")
+
+``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` as in SQLAlchemy.
+SQLite runs with ``synchronous=FULL`` by default: the collector acknowledges a message
+to the broker only once its row is committed, and with ``NORMAL`` a power cut can undo
+commits that were already acknowledged. Batching pays for the one fsync per commit;
+``?synchronous=normal`` trades that guarantee for speed. PostgreSQL needs ``psycopg``
+(3); libpq URL options pass through, e.g. ``?options=-csearch_path%3Dcollector``.
+
+Payloads are stored whole (TEXT on SQLite, JSONB on PostgreSQL) beside the columns that
+queries filter on. Times go in as the feed's RFC 3339 strings and come out the same way
+from both engines. A Database holds one connection: use it from one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import parse_qsl, urlsplit
+
+from station.collector.migrations import POSTGRESQL, SQLITE, Dialect, discover
+from station.events.model import iso
+
+MAX_LIMIT = 1000
+_PARAM = re.compile(r"%\((\w+)\)s")
+_SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+class StorageError(RuntimeError):
+    """A batch, a migration or a query the database refused; nothing of it was kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    inserted: int    # detections new to the database
+    duplicates: int  # detections already stored (QoS 1 resends), kept once
+
+
+def _utc(value: str | float | datetime | None, what: str) -> datetime | None:
+    """A time as an aware UTC datetime: RFC 3339 text, Unix seconds or a datetime (naive = UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise StorageError(f"{what}: {value!r} is not an RFC 3339 time") from None
+    else:
+        raise StorageError(f"{what}: {value!r} is not a time")
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error (PostgreSQL's DETAIL would print the whole row)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else iso(dt.timestamp())
+
+
+class Database:
+    """One connection to the collector's database; see the module docstring."""
+
+    def __init__(self, conn: Any, dialect: Dialect, url: str):
+        self._conn, self.dialect, self.url = conn, dialect, url
+        if dialect is POSTGRESQL:
+            import psycopg
+            from psycopg.types.json import Jsonb
+            self._errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+            self._jsonb = Jsonb
+        else:
+            self._errors = (sqlite3.Error,)
+
+    # -- opening --------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        scheme = url.split(":", 1)[0].lower()
+        if scheme == "sqlite":
+            return cls._open_sqlite(url)
+        if scheme in ("postgresql", "postgres"):
+            return cls._open_postgresql(url)
+        raise StorageError(f"database url {url.split('://')[0]!r}://...: use sqlite:///path.db "
+                           f"or postgresql://user@host/db")
+
+    @classmethod
+    def _open_sqlite(cls, url: str) -> Database:
+        if not url.startswith("sqlite:///"):
+            raise StorageError(f"database url {url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
+        rest = url[len("sqlite:///"):]
+        path, _, query = rest.partition("?")
+        options = dict(parse_qsl(query))
+        synchronous = options.pop("synchronous", "full").lower()
+        if synchronous not in _SYNCHRONOUS or options:
+            raise StorageError(f"database url {url!r}: the only option is synchronous="
+                               f"{'|'.join(_SYNCHRONOUS)}")
+        if not path:
+            raise StorageError(f"database url {url!r}: no file name")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{path}: cannot open the SQLite database: {exc}") from None
+        return cls(conn, SQLITE, url)
+
+    @classmethod
+    def _open_postgresql(cls, url: str) -> Database:
+        try:
+            import psycopg
+        except ImportError:
+            raise StorageError("PostgreSQL needs psycopg 3: pip install 'psycopg[binary]'") from None
+        try:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            where = urlsplit(url)
+            raise StorageError(f"postgresql://{where.hostname}:{where.port or 5432}{where.path}: "
+                               f"cannot connect: {_reason(exc)}") from None
+        return cls(conn, POSTGRESQL, url)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _sql(self, text: str) -> str:
+        """Queries are written with %(name)s; SQLite wants :name."""
+        return _PARAM.sub(r":\1", text) if self.dialect is SQLITE else text
+
+    def _exec(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
+        return self._conn.execute(self._sql(sql), params)
+
+    def _rows(self, sql: str, params: Mapping[str, Any] = {}) -> list[dict[str, Any]]:
+        try:
+            cur = self._exec(sql, params)
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+        except self._errors as exc:
+            raise StorageError(f"query failed: {_reason(exc)}") from None
+
+    class _Transaction:
+        def __init__(self, db: Database):
+            self.db = db
+
+        def __enter__(self) -> None:
+            if self.db.dialect is SQLITE:
+                self.db._conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not half-way
+            else:
+                self._tx = self.db._conn.transaction()
+                self._tx.__enter__()
+
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            if self.db.dialect is SQLITE:
+                conn = self.db._conn
+                try:
+                    conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    if conn.in_transaction:  # a COMMIT that failed (busy, disk full) leaves it open
+                        conn.execute("ROLLBACK")
+            else:
+                self._tx.__exit__(exc_type, exc, tb)
+
+    def _transaction(self) -> Database._Transaction:
+        return Database._Transaction(self)
+
+    def _time(self, value: str | float | datetime | None, what: str) -> Any:
+        """A time as the engine stores it: canonical text on SQLite, a datetime on PostgreSQL."""
+        dt = _utc(value, what)
+        if dt is None:
+            return None
+        return dt if self.dialect is POSTGRESQL else _iso(dt)
+
+    def _json_in(self, value: Any) -> Any:
+        if self.dialect is POSTGRESQL:
+            return self._jsonb(value)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def _out(self, row: dict[str, Any], json_keys: Iterable[str] = ()) -> dict[str, Any]:
+        """A row as the API hands it out: times as RFC 3339 text, JSON parsed."""
+        for key, value in row.items():
+            if isinstance(value, datetime):
+                row[key] = _iso(value)
+        for key in json_keys:
+            if isinstance(row.get(key), str):
+                row[key] = json.loads(row[key])
+        return row
+
+    # -- migrations -----------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this database lacks, in order; returns their versions ([] if none)."""
+        migrations = discover()
+        known = migrations[-1].version if migrations else 0
+        applied: list[int] = []
+        try:
+            self._exec(f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                       f"name TEXT NOT NULL, applied_at {self.dialect.timestamp} NOT NULL)")
+            for m in migrations:
+                with self._transaction():
+                    if self.dialect is POSTGRESQL:  # two collectors starting together take turns
+                        self._exec("SELECT pg_advisory_xact_lock(hashtext('camtrap_schema_migrations'))")
+                    done = {r[0] for r in self._exec("SELECT version FROM schema_migrations").fetchall()}
+                    newer = [v for v in done if v > known]
+                    if newer:
+                        raise StorageError(f"database schema is at version {max(newer)}, newer than this "
+                                           f"collector knows (up to {known}): upgrade the collector")
+                    if m.version in done:
+                        continue
+                    for statement in m.statements(self.dialect):
+                        self._exec(statement)
+                    self._exec("INSERT INTO schema_migrations (version, name, applied_at) "
+                               "VALUES (%(v)s, %(n)s, %(t)s)",
+                               {"v": m.version, "n": m.name, "t": self._time(datetime.now(timezone.utc), "now")})
+                    applied.append(m.version)
+        except self._errors as exc:
+            raise StorageError(f"migration {len(applied) + 1} failed: {_reason(exc)}") from None
+        return applied
+
+    def migrations(self) -> list[dict[str, Any]]:
+        """The applied migrations: version, name, applied_at."""
+        return [self._out(r) for r in self._rows(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version")]
+
+    # -- writing --------------------------------------------------------------------
+
+    _SEEN = """
+        INSERT INTO stations (station_id, deployment_id, first_seen, last_seen, last_detection_at)
+        VALUES (%(station_id)s, %(deployment_id)s, %(received_at)s, %(seen)s, %(detection_at)s)
+        ON CONFLICT (station_id) DO UPDATE SET
+          deployment_id = CASE WHEN excluded.deployment_id IS NOT NULL AND (stations.last_detection_at IS NULL
+                               OR excluded.last_detection_at >= stations.last_detection_at)
+                          THEN excluded.deployment_id ELSE stations.deployment_id END,
+          last_detection_at = CASE WHEN stations.last_detection_at IS NULL
+                                   OR excluded.last_detection_at > stations.last_detection_at
+                              THEN excluded.last_detection_at ELSE stations.last_detection_at END,
+          last_seen = CASE WHEN stations.last_seen IS NULL OR excluded.last_seen > stations.last_seen
+                      THEN excluded.last_seen ELSE stations.last_seen END"""
+
+    _DETECTION = """
+        INSERT INTO detections (event_id, station_id, deployment_id, tag, species, label, confidence,
+            classification_status, start_time, end_time, latitude, longitude, model_name, sent_at,
+            received_at, payload)
+        VALUES (%(event_id)s, %(station_id)s, %(deployment_id)s, %(tag)s, %(species)s, %(label)s,
+            %(confidence)s, %(classification_status)s, %(start_time)s, %(end_time)s, %(latitude)s,
+            %(longitude)s, %(model_name)s, %(sent_at)s, %(received_at)s, %(payload)s)
+        ON CONFLICT (event_id) DO NOTHING"""
+
+    # A status replaces the stored one only if it began later; at the same `since` the
+    # offline one wins (the will carries the time its connection was made).
+    _STATUS = """
+        UPDATE stations SET status_state = %(state)s, status_reason = %(reason)s,
+            status_since = %(since)s, software_version = %(software_version)s
+        WHERE station_id = %(station_id)s AND (status_since IS NULL OR status_since < %(since)s
+            OR (status_since = %(since)s AND %(state)s = 'offline'))"""
+
+    _HEALTH_LATEST = """
+        UPDATE stations SET health = %(payload)s, health_at = %(sent_at)s
+        WHERE station_id = %(station_id)s AND (health_at IS NULL OR health_at < %(sent_at)s)"""
+
+    _HEALTH = """
+        INSERT INTO health (station_id, sent_at, received_at, payload)
+        VALUES (%(station_id)s, %(sent_at)s, %(received_at)s, %(payload)s)
+        ON CONFLICT (station_id, sent_at) DO NOTHING"""
+
+    def store_batch(self, detections: Sequence[Mapping[str, Any]] = (), statuses: Sequence[Mapping[str, Any]] = (),
+                    healths: Sequence[Mapping[str, Any]] = (), *,
+                    received_at: str | float | datetime | None = None) -> BatchResult:
+        """Store validated detection/1, status/1 and health/1 payloads in ONE transaction:
+        all of them or, on any error, none (:class:`StorageError` names the message).
+        Detections already stored are counted as duplicates and left as they were."""
+        now = self._time(datetime.now(timezone.utc) if received_at is None else received_at, "received_at")
+        inserted = duplicates = 0
+        what = "batch"
+        try:
+            with self._transaction():
+                for p in detections:
+                    what = f"detection {p.get('event_id')!r} from station {p.get('station_id')!r}"
+                    start = self._time(p.get("start"), f"{what}: start")
+                    self._exec(self._SEEN, {"station_id": p.get("station_id"),
+                                            "deployment_id": p.get("deployment_id"), "received_at": now,
+                                            "seen": self._time(p.get("sent_at"), f"{what}: sent_at"),
+                                            "detection_at": start})
+                    location, model = p.get("location") or {}, p.get("model") or {}
+                    cur = self._exec(self._DETECTION, {
+                        "event_id": p.get("event_id"), "station_id": p.get("station_id"),
+                        "deployment_id": p.get("deployment_id"), "tag": p.get("tag"),
+                        "species": p.get("species"), "label": p.get("label"),
+                        "confidence": p.get("confidence"),
+                        "classification_status": p.get("classification_status"),
+                        "start_time": start, "end_time": self._time(p.get("end"), f"{what}: end"),
+                        "latitude": location.get("latitude"), "longitude": location.get("longitude"),
+                        "model_name": model.get("name"),
+                        "sent_at": self._time(p.get("sent_at"), f"{what}: sent_at"),
+                        "received_at": now, "payload": self._json_in(dict(p))})
+                    if cur.rowcount == 1:
+                        inserted += 1
+                    else:
+                        duplicates += 1
+                for p in statuses:
+                    what = f"status {p.get('state')!r} from station {p.get('station_id')!r}"
+                    self._exec(self._SEEN, {"station_id": p.get("station_id"), "deployment_id": None,
+                                            "received_at": now, "detection_at": None,
+                                            "seen": self._time(p.get("sent_at"), f"{what}: sent_at")})
+                    self._exec(self._STATUS, {"station_id": p.get("station_id"), "state": p.get("state"),
+                                              "reason": p.get("reason"),
+                                              "since": self._time(p.get("since"), f"{what}: since"),
+                                              "software_version": p.get("software_version")})
+                for p in healths:
+                    what = f"health from station {p.get('station_id')!r} sent at {p.get('sent_at')!r}"
+                    sent = self._time(p.get("sent_at"), f"{what}: sent_at")
+                    self._exec(self._SEEN, {"station_id": p.get("station_id"), "deployment_id": None,
+                                            "received_at": now, "detection_at": None, "seen": sent})
+                    row = {"station_id": p.get("station_id"), "sent_at": sent, "received_at": now,
+                           "payload": self._json_in(dict(p))}
+                    self._exec(self._HEALTH_LATEST, row)
+                    self._exec(self._HEALTH, row)
+        except self._errors as exc:
+            raise StorageError(f"{what}: {_reason(exc)}; the whole batch of {len(detections)} detections, "
+                               f"{len(statuses)} statuses and {len(healths)} health messages was rolled back"
+                               ) from None
+        except (StorageError, ValueError, TypeError) as exc:
+            raise StorageError(f"{what}: {exc}; the whole batch was rolled back") from None
+        return BatchResult(inserted, duplicates)
+
+    # -- reading --------------------------------------------------------------------
+
+    def _where(self, station: str | None, tag: str | None, species: str | None,
+               since: Any, until: Any) -> tuple[str, dict[str, Any]]:
+        clauses, params = [], {}
+        for column, value in (("station_id", station), ("tag", tag), ("species", species)):
+            if value is not None:
+                clauses.append(f"{column} = %({column})s")
+                params[column] = value
+        if since is not None:
+            clauses.append("start_time >= %(since)s")
+            params["since"] = self._time(since, "since")
+        if until is not None:
+            clauses.append("start_time < %(until)s")
+            params["until"] = self._time(until, "until")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def query_detections(self, station: str | None = None, tag: str | None = None, species: str | None = None,
+                         since: str | float | datetime | None = None, until: str | float | datetime | None = None,
+                         limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Detections newest first (by start), ``since <= start < until``; each row has the
+        filter columns and the whole ``payload``."""
+        if not 1 <= limit <= MAX_LIMIT or offset < 0:
+            raise StorageError(f"limit must be 1..{MAX_LIMIT} and offset >= 0 (got {limit}, {offset})")
+        where, params = self._where(station, tag, species, since, until)
+        rows = self._rows(
+            "SELECT event_id, station_id, deployment_id, tag, species, label, confidence, classification_status,"
+            " start_time, end_time, latitude, longitude, model_name, sent_at, received_at, payload"
+            f" FROM detections{where} ORDER BY start_time DESC, event_id DESC"
+            " LIMIT %(limit)s OFFSET %(offset)s", params | {"limit": limit, "offset": offset})
+        return [self._out(r, ("payload",)) for r in rows]
+
+    def stations(self) -> list[dict[str, Any]]:
+        """Every station heard from, by id: last status, last health, last seen."""
+        rows = self._rows("SELECT station_id, deployment_id, first_seen, last_seen, last_detection_at,"
+                          " status_state, status_reason, status_since, software_version, health, health_at"
+                          " FROM stations ORDER BY station_id")
+        return [self._out(r, ("health",)) for r in rows]
+
+    def counts_by_species(self, station: str | None = None, since: str | float | datetime | None = None,
+                          until: str | float | datetime | None = None) -> dict[str, int]:
+        """Detections per species (those with a species), most first."""
+        where, params = self._where(station, None, None, since, until)
+        where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
+        rows = self._rows(f"SELECT species, COUNT(*) AS n FROM detections{where}"
+                          " GROUP BY species ORDER BY n DESC, species", params)
+        return {r["species"]: int(r["n"]) for r in rows}
