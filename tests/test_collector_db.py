@@ -1,0 +1,257 @@
+"""The collector's database, on SQLite and on PostgreSQL: every test runs on both.
+
+Test data is contract data: detections are built from closed event records by the
+station's own detection_message() and validated like the collector will validate them.
+PostgreSQL is the server at PG_URL (trust auth); each test gets a fresh schema.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from station.collector.db import BatchResult, Database, StorageError
+from station.collector.migrations import discover
+from station.config import parse_config
+from station.events.ids import new_event_id
+from station.events.model import iso
+from station.feed import messages as m
+from station.feed.schema import validate_message
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+T0 = 1_795_629_731.4  # 2026-11-25T18:02:11.400Z
+DEPLOYMENT = "lazovsky-07-2026-autumn"
+MODEL = {"name": "efficientnet_lite0_imagenet/int8",
+         "sha256": "25f3843f227663ded2bcca58c1d98fe103edb8e069ee6a2d8ed3f4c76622399d"}
+
+
+def station(station_id: str = "lazovsky-07", deployment_id: str = DEPLOYMENT):
+    return parse_config({"station": {"id": station_id, "deployment_id": deployment_id, "latitude": 43.2412,
+                                      "longitude": 133.8857, "camera_height_m": 0.8}}).station
+
+
+def detection(start: float, tag: str = "leopard", species: str | None = "leopard", *,
+              station_id: str = "lazovsky-07", deployment_id: str = DEPLOYMENT, failed: bool = False) -> dict:
+    """detection/1 for a hand-made closed event record (docs/event-store.md)."""
+    event_id = new_event_id(start)
+    frames = [{"index": k, "file": f"{k:03d}.jpg", "time": iso(start + 0.5 * k), "timestamp": start + 0.5 * k,
+               "pre_trigger": k < 2, "motion_score": 0.02 * k, "boxes": [[0.1, 0.42, 0.21, 0.18]] if k >= 2 else []}
+              for k in range(4)]
+    record = {"schema": 1, "id": event_id, "station_id": station_id, "deployment_id": deployment_id,
+              "status": "closed", "camera": "picamera2", "trigger_source": "motion",
+              "start": iso(start), "trigger": iso(start + 1), "end": iso(start + 1.5),
+              "start_timestamp": start, "trigger_timestamp": start + 1, "end_timestamp": start + 1.5,
+              "end_reason": "motion_ended", "pre_trigger_s": 1.0, "motion_frames": 2,
+              "peak_motion_score": 0.06, "frames_dropped": 0, "frames": frames}
+    if not failed:
+        record["classification"] = {
+            "status": "ok", "tag": tag, "species": species, "label": species, "confidence": 0.81,
+            "top_k": [{"label": species or "empty", "tag": tag, "p": 0.62}] if tag != "unknown" else [],
+            "best_frame": "002.jpg", "best_box": [0.1, 0.42, 0.21, 0.18], "model": MODEL,
+            "taxonomy": {"file": "taxonomy.toml", "region": "russian_far_east"}}
+    msg = m.detection_message(record, station(station_id, deployment_id), sent_at=start + 5)
+    assert validate_message(msg) == "detection"
+    return msg
+
+
+def status(state: str, reason: str, since: float, sent_at: float | None = None,
+           station_id: str = "lazovsky-07") -> dict:
+    msg = (m.will_message(station_id, since) if reason == "connection_lost"
+           else m.status_message(station_id, state, reason, since, sent_at=sent_at))
+    assert validate_message(msg) == "status"
+    return msg
+
+
+def health(sent_at: float, temperature: float | None = 48.5, station_id: str = "lazovsky-07") -> dict:
+    msg = m.health_message(
+        station_id, uptime_s=3600, cpu_temperature_c=temperature, load=(0.5, 0.4, 0.3),
+        memory={"total_mb": 3794, "available_mb": 2900.5, "process_rss_mb": 140.2},
+        disk={"free_mb": 51000.0, "store_mb": 800.0, "low": False},
+        outbox={"depth": 0, "detections": 0, "thumbnails": 0, "oldest_age_s": None, "bytes": 0, "cap_mb": 64.0,
+                "full": False, "thumbnails_dropped": 0, "detections_dropped": 0},
+        camera={"state": "ok", "uri": "picamera2:0", "fps": 9.8, "failures": 0},
+        events={"total": 12, "pending_classification": 0},
+        clock={"synchronized": True, "source": "timedatectl", "offset_s": None}, sent_at=sent_at)
+    assert validate_message(msg) == "health"
+    return msg
+
+
+# -- the two engines ----------------------------------------------------------------
+
+_pg_problem: list[str] = []  # why PostgreSQL cannot be used, found once per session
+
+
+def _postgres_admin():
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed: no PostgreSQL tests")
+    if _pg_problem:
+        pytest.skip(_pg_problem[0])
+    try:
+        return psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        _pg_problem.append(f"PostgreSQL at {PG_URL} is unreachable: {str(exc).strip().splitlines()[0]}")
+        pytest.skip(_pg_problem[0])
+
+
+@pytest.fixture
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/collector/camtrap.db"
+        return
+    admin = _postgres_admin()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options={quote(f'-csearch_path={schema}')}"
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database.open(db_url)
+    database.migrate()
+    yield database
+    database.close()
+
+
+def pytest_generate_tests(metafunc):
+    if "db_url" in metafunc.fixturenames:
+        metafunc.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+# -- migrations ---------------------------------------------------------------------
+
+def test_a_new_database_is_migrated_once_and_remembers_it(db_url):
+    versions = [mig.version for mig in discover()]
+    with Database.open(db_url) as first:
+        assert first.migrate() == versions
+        assert first.migrate() == []
+    with Database.open(db_url) as again:  # the collector restarts
+        assert again.migrate() == []
+        recorded = again.migrations()
+    assert [r["version"] for r in recorded] == versions
+    assert recorded[0]["name"] == "initial" and recorded[0]["applied_at"].endswith("Z")
+
+
+def test_a_database_from_a_newer_collector_is_refused(db):
+    db._exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (%(v)s, 'future', %(t)s)",
+             {"v": 999, "t": db._time(T0, "t")})
+    with pytest.raises(StorageError, match="version 999, newer than this collector"):
+        db.migrate()
+
+
+def test_sqlite_runs_in_wal_with_full_sync_and_foreign_keys(tmp_path):
+    with Database.open(f"sqlite:///{tmp_path}/c.db") as db:
+        assert db._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert db._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with Database.open(f"sqlite:///{tmp_path}/c.db?synchronous=normal") as db:
+        assert db._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    with pytest.raises(StorageError, match="synchronous="):
+        Database.open(f"sqlite:///{tmp_path}/c.db?sync=off")
+    with pytest.raises(StorageError, match="use sqlite:///path.db or postgresql://"):
+        Database.open("mysql://root@localhost/camtrap")
+
+
+# -- de-duplication -----------------------------------------------------------------
+
+def test_a_resent_detection_is_stored_once(db):
+    first, second = detection(T0), detection(T0 + 60)
+    assert db.store_batch([first, first, second], [], []) == BatchResult(inserted=2, duplicates=1)
+    assert db.store_batch([second, first], [], []) == BatchResult(inserted=0, duplicates=2)
+    resent = dict(first, sent_at=iso(T0 + 3600))  # from the outbox, an hour later: keep the first
+    assert db.store_batch([resent], [], []) == BatchResult(inserted=0, duplicates=1)
+    rows = db.query_detections()
+    assert [r["event_id"] for r in rows] == [second["event_id"], first["event_id"]]
+    assert rows[1]["payload"] == first
+
+
+# -- atomic batches -----------------------------------------------------------------
+
+def test_one_bad_detection_rolls_back_the_whole_batch(db):
+    good, bad = detection(T0), detection(T0 + 60)
+    bad["tag"] = None  # NOT NULL
+    with pytest.raises(StorageError, match=rf"detection '{bad['event_id']}'.*rolled back"):
+        db.store_batch([good, bad], [status("online", "started", T0, T0)], [health(T0)])
+    assert db.query_detections() == [] and db.stations() == []
+    assert db.store_batch([good], [], []) == BatchResult(inserted=1, duplicates=0)  # usable afterwards
+
+
+def test_a_bad_time_rolls_back_and_names_the_message(db):
+    bad = detection(T0) | {"start": "yesterday"}
+    with pytest.raises(StorageError, match="start: 'yesterday' is not an RFC 3339 time"):
+        db.store_batch([detection(T0 + 1), bad], [], [])
+    assert db.query_detections() == []
+
+
+# -- queries ------------------------------------------------------------------------
+
+@pytest.fixture
+def night(db):
+    """Three stations over a night: leopard, prey, a failed classification, a tiger."""
+    msgs = [detection(T0, "leopard", "leopard"),
+            detection(T0 + 600, "prey", "wild boar"),
+            detection(T0 + 1200, "unknown", failed=True),
+            detection(T0 + 1800, "leopard", "leopard", station_id="kedrovaya-01", deployment_id="kedrovaya-01-dep"),
+            detection(T0 + 2400, "tiger", "amur tiger", station_id="kedrovaya-01", deployment_id="kedrovaya-01-dep"),
+            detection(T0 + 3000, "prey", "sika deer", station_id="bars-03", deployment_id="bars-03-dep")]
+    db.store_batch(msgs[:3], [], [])
+    db.store_batch(msgs[3:], [], [])
+    return db, msgs
+
+
+def test_detections_come_newest_first_and_filter_by_station_tag_species_and_time(night):
+    db, msgs = night
+    ids = [d["event_id"] for d in msgs]
+    assert [r["event_id"] for r in db.query_detections()] == ids[::-1]
+    assert [r["event_id"] for r in db.query_detections(station="lazovsky-07")] == [ids[2], ids[1], ids[0]]
+    assert [r["event_id"] for r in db.query_detections(tag="leopard")] == [ids[3], ids[0]]
+    assert [r["event_id"] for r in db.query_detections(species="wild boar")] == [ids[1]]
+    window = db.query_detections(since=iso(T0 + 600), until=T0 + 1800)  # RFC 3339 text or Unix seconds
+    assert [r["event_id"] for r in window] == [ids[2], ids[1]]
+    assert [r["event_id"] for r in db.query_detections(limit=2, offset=1)] == [ids[4], ids[3]]
+    row = db.query_detections(tag="tiger")[0]
+    assert row["start_time"] == iso(T0 + 2400) and row["end_time"] == iso(T0 + 2401.5)
+    assert (row["species"], row["confidence"], row["model_name"]) == ("amur tiger", 0.81, MODEL["name"])
+    assert (row["latitude"], row["longitude"], row["deployment_id"]) == (43.2412, 133.8857, "kedrovaya-01-dep")
+    failed = db.query_detections(tag="unknown")[0]
+    assert failed["classification_status"] == "failed" and failed["species"] is None
+    with pytest.raises(StorageError, match="limit"):
+        db.query_detections(limit=0)
+
+
+def test_species_are_counted_most_first(night):
+    db, _ = night
+    assert db.counts_by_species() == {"leopard": 2, "amur tiger": 1, "sika deer": 1, "wild boar": 1}
+    assert db.counts_by_species(station="kedrovaya-01") == {"amur tiger": 1, "leopard": 1}
+    assert db.counts_by_species(since=T0 + 1000) == {"amur tiger": 1, "leopard": 1, "sika deer": 1}
+
+
+# -- stations -----------------------------------------------------------------------
+
+def test_the_stations_table_shows_the_last_status_and_health(db):
+    db.store_batch([detection(T0)], [status("online", "started", T0 - 60, T0 - 60)], [health(T0 + 100)])
+    db.store_batch([], [], [health(T0 + 40, temperature=30.0)])  # a late, older heartbeat: kept in history only
+    (row,) = db.stations()
+    assert row["station_id"] == "lazovsky-07" and row["deployment_id"] == DEPLOYMENT
+    assert (row["status_state"], row["status_reason"], row["status_since"]) == ("online", "started", iso(T0 - 60))
+    assert row["health_at"] == iso(T0 + 100) and row["health"]["cpu_temperature_c"] == 48.5
+    assert row["last_seen"] == iso(T0 + 100) and row["last_detection_at"] == iso(T0)
+    heartbeats = db._rows("SELECT COUNT(*) AS n FROM health")[0]["n"]
+    db.store_batch([], [], [health(T0 + 100)])  # the retained heartbeat again after a reconnect
+    assert heartbeats == 2 == db._rows("SELECT COUNT(*) AS n FROM health")[0]["n"]
+
+
+def test_a_station_that_lost_its_link_shows_offline_until_it_is_back(db):
+    connected = T0
+    db.store_batch([], [status("online", "started", connected, connected)], [])
+    db.store_batch([], [status("offline", "connection_lost", connected)], [])  # the will: same `since`
+    assert db.stations()[0]["status_state"] == "offline"
+    back = T0 + 7200
+    db.store_batch([], [status("online", "started", back, back), status("offline", "connection_lost", connected)], [])
+    row = db.stations()[0]
+    assert (row["status_state"], row["status_reason"], row["status_since"]) == ("online", "started", iso(back))
+    assert row["last_seen"] == iso(back)
