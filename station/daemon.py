@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from station.camera.base import Camera, CameraError
 from station.config import StationConfig
@@ -47,12 +47,12 @@ class Stats:
     last_frame_time: float | None = None
 
 
-class Detector:
+class Detector(Protocol):
     """What the daemon needs of a motion detector (MotionDetector or the baseline)."""
 
-    def detect(self, gray) -> MotionResult: ...  # pragma: no cover - protocol
+    def detect(self, gray) -> MotionResult: ...
 
-    def reset(self) -> None: ...  # pragma: no cover - protocol
+    def reset(self) -> None: ...
 
 
 DetectorFactory = Callable[[tuple[int, int], float], Detector]

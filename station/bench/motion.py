@@ -68,7 +68,9 @@ def accuracy(seeds: list[int], duration_s: float, fps: float = 10.0, lores_size=
                      for name in detectors}
         cpu = dict.fromkeys(detectors, 0.0)
         t0 = None
+        frames = 0
         while (frame := cam.read(want_main=False)) is not None:
+            frames += 1
             t0 = frame.timestamp if t0 is None else t0
             lean = Frame(frame.index, frame.timestamp - t0, frame.lores, None)
             for name, det in detectors.items():
@@ -91,7 +93,7 @@ def accuracy(seeds: list[int], duration_s: float, fps: float = 10.0, lores_size=
             tot["false"] += score.false_events
             tot["hours"] += score.hours
             tot["cpu_s"] += cpu[name]
-            tot["frames"] += frame_count(duration_s, fps)
+            tot["frames"] += frames
         out[f"seed_{seed}"] = per_seed
     summary = {}
     for name, tot in totals.items():
@@ -105,10 +107,6 @@ def accuracy(seeds: list[int], duration_s: float, fps: float = 10.0, lores_size=
         }
     return {"scenes": {"seeds": seeds, "duration_s": duration_s, "fps": fps,
                        "lores_size": list(lores_size)}, "summary": summary, "per_scene": out}
-
-
-def frame_count(duration_s: float, fps: float) -> int:
-    return int(duration_s * fps)
 
 
 def idle_in_subprocess(seconds: float) -> dict:
