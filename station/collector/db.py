@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
 
 from station.collector.migrations import POSTGRESQL, SQLITE, Dialect, discover
 from station.events.model import iso
@@ -44,6 +45,28 @@ class StorageError(RuntimeError):
 class BatchResult:
     inserted: int    # detections new to the database
     duplicates: int  # detections already stored (QoS 1 resends), kept once
+    thumbnails: int = 0  # thumbnails new to the database
+    new_event_ids: tuple[str, ...] = field(default=(), compare=False)  # the inserted detections
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailRow:
+    """A thumbnail already written to disk by the collector, to be recorded."""
+    event_id: str
+    station_id: str
+    file: str        # relative to the thumbnails folder; made by the collector
+    bytes: int
+    width: int
+    height: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message refused before storage: counted per reason and station (nothing else kept)."""
+    reason: str            # too_large, not_json, schema, unknown_version, station_mismatch, ...
+    station_id: str        # from the topic; '' when the topic named none
+    detail: str            # the logged sentence (truncated)
 
 
 def _utc(value: str | float | datetime | None, what: str) -> datetime | None:
@@ -277,6 +300,23 @@ class Database:
         WHERE station_id = %(station_id)s AND (status_since IS NULL OR status_since < %(since)s
             OR (status_since = %(since)s AND %(state)s = 'offline'))"""
 
+    _LOCATION = """
+        UPDATE stations SET latitude = %(latitude)s, longitude = %(longitude)s,
+            coordinate_uncertainty_m = %(uncertainty)s
+        WHERE station_id = %(station_id)s AND last_detection_at = %(start)s"""
+
+    _THUMBNAIL = """
+        INSERT INTO thumbnails (event_id, station_id, file, bytes, width, height, sha256, received_at)
+        VALUES (%(event_id)s, %(station_id)s, %(file)s, %(bytes)s, %(width)s, %(height)s, %(sha256)s,
+            %(received_at)s)
+        ON CONFLICT (event_id) DO NOTHING"""
+
+    _REJECTION = """
+        INSERT INTO rejections (reason, station_id, count, first_at, last_at, last_detail)
+        VALUES (%(reason)s, %(station_id)s, 1, %(at)s, %(at)s, %(detail)s)
+        ON CONFLICT (reason, station_id) DO UPDATE SET count = rejections.count + 1,
+            last_at = excluded.last_at, last_detail = excluded.last_detail"""
+
     _HEALTH_LATEST = """
         UPDATE stations SET health = %(payload)s, health_at = %(sent_at)s
         WHERE station_id = %(station_id)s AND (health_at IS NULL OR health_at < %(sent_at)s)"""
@@ -288,12 +328,15 @@ class Database:
 
     def store_batch(self, detections: Sequence[Mapping[str, Any]] = (), statuses: Sequence[Mapping[str, Any]] = (),
                     healths: Sequence[Mapping[str, Any]] = (), *,
+                    thumbnails: Sequence[ThumbnailRow] = (), rejections: Sequence[Rejection] = (),
                     received_at: str | float | datetime | None = None) -> BatchResult:
-        """Store validated detection/1, status/1 and health/1 payloads in ONE transaction:
-        all of them or, on any error, none (:class:`StorageError` names the message).
-        Detections already stored are counted as duplicates and left as they were."""
+        """Store validated detection/1, status/1 and health/1 payloads, thumbnails already on
+        disk and rejection counts in ONE transaction: all of them or, on any error, none
+        (:class:`StorageError` names the message). Detections and thumbnails already stored
+        are counted as duplicates and left as they were."""
         now = self._time(datetime.now(timezone.utc) if received_at is None else received_at, "received_at")
-        inserted = duplicates = 0
+        inserted = duplicates = thumbs = 0
+        new_ids: list[str] = []
         what = "batch"
         try:
             with self._transaction():
@@ -318,6 +361,11 @@ class Database:
                         "received_at": now, "payload": self._json_in(dict(p))})
                     if cur.rowcount == 1:
                         inserted += 1
+                        new_ids.append(p.get("event_id"))
+                        self._exec(self._LOCATION, {"station_id": p.get("station_id"), "start": start,
+                                                    "latitude": location.get("latitude"),
+                                                    "longitude": location.get("longitude"),
+                                                    "uncertainty": location.get("coordinate_uncertainty_m")})
                     else:
                         duplicates += 1
                 for p in statuses:
@@ -338,52 +386,130 @@ class Database:
                            "payload": self._json_in(dict(p))}
                     self._exec(self._HEALTH_LATEST, row)
                     self._exec(self._HEALTH, row)
+                for t in thumbnails:
+                    what = f"thumbnail of event {t.event_id!r} from station {t.station_id!r}"
+                    self._exec(self._SEEN, {"station_id": t.station_id, "deployment_id": None,
+                                            "received_at": now, "detection_at": None, "seen": None})
+                    cur = self._exec(self._THUMBNAIL, {"event_id": t.event_id, "station_id": t.station_id,
+                                                       "file": t.file, "bytes": t.bytes, "width": t.width,
+                                                       "height": t.height, "sha256": t.sha256,
+                                                       "received_at": now})
+                    thumbs += cur.rowcount == 1
+                for r in rejections:
+                    what = f"rejection count {r.reason!r}"
+                    self._exec(self._REJECTION, {"reason": r.reason, "station_id": r.station_id, "at": now,
+                                                 "detail": r.detail[:500]})
         except self._errors as exc:
             raise StorageError(f"{what}: {_reason(exc)}; the whole batch of {len(detections)} detections, "
                                f"{len(statuses)} statuses and {len(healths)} health messages was rolled back"
                                ) from None
         except (StorageError, ValueError, TypeError) as exc:
             raise StorageError(f"{what}: {exc}; the whole batch was rolled back") from None
-        return BatchResult(inserted, duplicates)
+        return BatchResult(inserted, duplicates, thumbs, tuple(new_ids))
 
     # -- reading --------------------------------------------------------------------
 
     def _where(self, station: str | None, tag: str | None, species: str | None,
-               since: Any, until: Any) -> tuple[str, dict[str, Any]]:
+               since: Any, until: Any, table: str = "") -> tuple[str, dict[str, Any]]:
         clauses, params = [], {}
+        col = f"{table}." if table else ""
         for column, value in (("station_id", station), ("tag", tag), ("species", species)):
             if value is not None:
-                clauses.append(f"{column} = %({column})s")
+                clauses.append(f"{col}{column} = %({column})s")
                 params[column] = value
         if since is not None:
-            clauses.append("start_time >= %(since)s")
+            clauses.append(f"{col}start_time >= %(since)s")
             params["since"] = self._time(since, "since")
         if until is not None:
-            clauses.append("start_time < %(until)s")
+            clauses.append(f"{col}start_time < %(until)s")
             params["until"] = self._time(until, "until")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    _COLUMNS = ("d.event_id, d.station_id, d.deployment_id, d.tag, d.species, d.label, d.confidence,"
+                " d.classification_status, d.start_time, d.end_time, d.latitude, d.longitude, d.model_name,"
+                " d.sent_at, d.received_at, d.payload, t.file AS thumbnail_file")
+
+    def _detection_out(self, row: dict[str, Any]) -> dict[str, Any]:
+        row = self._out(row, ("payload",))
+        row["has_thumbnail"] = row.pop("thumbnail_file") is not None
+        return row
 
     def query_detections(self, station: str | None = None, tag: str | None = None, species: str | None = None,
                          since: str | float | datetime | None = None, until: str | float | datetime | None = None,
                          limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Detections newest first (by start), ``since <= start < until``; each row has the
-        filter columns and the whole ``payload``."""
+        filter columns, the whole ``payload`` and ``has_thumbnail``."""
         if not 1 <= limit <= MAX_LIMIT or offset < 0:
             raise StorageError(f"limit must be 1..{MAX_LIMIT} and offset >= 0 (got {limit}, {offset})")
-        where, params = self._where(station, tag, species, since, until)
+        where, params = self._where(station, tag, species, since, until, table="d")
         rows = self._rows(
-            "SELECT event_id, station_id, deployment_id, tag, species, label, confidence, classification_status,"
-            " start_time, end_time, latitude, longitude, model_name, sent_at, received_at, payload"
-            f" FROM detections{where} ORDER BY start_time DESC, event_id DESC"
+            f"SELECT {self._COLUMNS} FROM detections d LEFT JOIN thumbnails t ON t.event_id = d.event_id"
+            f"{where} ORDER BY d.start_time DESC, d.event_id DESC"
             " LIMIT %(limit)s OFFSET %(offset)s", params | {"limit": limit, "offset": offset})
-        return [self._out(r, ("payload",)) for r in rows]
+        return [self._detection_out(r) for r in rows]
+
+    def count_detections(self, station: str | None = None, tag: str | None = None, species: str | None = None,
+                         since: str | float | datetime | None = None,
+                         until: str | float | datetime | None = None) -> int:
+        where, params = self._where(station, tag, species, since, until)
+        return int(self._rows(f"SELECT COUNT(*) AS n FROM detections{where}", params)[0]["n"])
+
+    def detection(self, event_id: str) -> dict[str, Any] | None:
+        rows = self._rows(f"SELECT {self._COLUMNS} FROM detections d LEFT JOIN thumbnails t"
+                          " ON t.event_id = d.event_id WHERE d.event_id = %(id)s", {"id": event_id})
+        return self._detection_out(rows[0]) if rows else None
+
+    def iter_detections(self, station: str | None = None, since: str | float | datetime | None = None,
+                        until: str | float | datetime | None = None, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every detection (oldest first) in pages of ``page`` rows, for exports: keyset
+        pagination, so memory stays flat however many there are."""
+        where, params = self._where(station, None, None, since, until, table="d")
+        after: tuple[Any, str] | None = None
+        while True:
+            clause = where
+            if after is not None:
+                clause += (" AND " if clause else " WHERE ") + \
+                    "(d.start_time > %(a_start)s OR (d.start_time = %(a_start)s AND d.event_id > %(a_id)s))"
+                params |= {"a_start": after[0], "a_id": after[1]}
+            try:
+                cur = self._exec(f"SELECT {self._COLUMNS} FROM detections d LEFT JOIN thumbnails t"
+                                 f" ON t.event_id = d.event_id{clause}"
+                                 " ORDER BY d.start_time, d.event_id LIMIT %(page)s", params | {"page": page})
+                names = [c[0] for c in cur.description]
+                raw = cur.fetchall()
+            except self._errors as exc:
+                raise StorageError(f"query failed: {_reason(exc)}") from None
+            if not raw:
+                return
+            last = dict(zip(names, raw[-1]))
+            after = (last["start_time"], last["event_id"])
+            for values in raw:
+                yield self._detection_out(dict(zip(names, values)))
+            if len(raw) < page:
+                return
+
+    def thumbnail(self, event_id: str) -> dict[str, Any] | None:
+        """The stored thumbnail of an event: file (relative to the thumbnails folder), bytes, size."""
+        rows = self._rows("SELECT event_id, station_id, file, bytes, width, height, sha256, received_at"
+                          " FROM thumbnails WHERE event_id = %(id)s", {"id": event_id})
+        return self._out(rows[0]) if rows else None
 
     def stations(self) -> list[dict[str, Any]]:
-        """Every station heard from, by id: last status, last health, last seen."""
+        """Every station heard from, by id: last status, last health, last seen, exact location."""
         rows = self._rows("SELECT station_id, deployment_id, first_seen, last_seen, last_detection_at,"
-                          " status_state, status_reason, status_since, software_version, health, health_at"
+                          " status_state, status_reason, status_since, software_version, health, health_at,"
+                          " latitude, longitude, coordinate_uncertainty_m"
                           " FROM stations ORDER BY station_id")
         return [self._out(r, ("health",)) for r in rows]
+
+    def stations_with_tags(self, tags: Sequence[str]) -> set[str]:
+        """Stations that have recorded any of ``tags`` (for location privacy)."""
+        if not tags:
+            return set()
+        names = {f"t{i}": t for i, t in enumerate(tags)}
+        marks = ", ".join(f"%({k})s" for k in names)
+        return {r["station_id"] for r in self._rows(
+            f"SELECT DISTINCT station_id FROM detections WHERE tag IN ({marks})", names)}
 
     def counts_by_species(self, station: str | None = None, since: str | float | datetime | None = None,
                           until: str | float | datetime | None = None) -> dict[str, int]:
@@ -393,3 +519,30 @@ class Database:
         rows = self._rows(f"SELECT species, COUNT(*) AS n FROM detections{where}"
                           " GROUP BY species ORDER BY n DESC, species", params)
         return {r["species"]: int(r["n"]) for r in rows}
+
+    def diel_activity(self, timezone_name: str = "UTC", station: str | None = None, species: str | None = None,
+                      since: str | float | datetime | None = None,
+                      until: str | float | datetime | None = None) -> dict[str, list[int]]:
+        """Detections by hour of day (0-23, local time in ``timezone_name``) per species.
+
+        The database groups by UTC hour (one row per species and hour that had any), and
+        each group is put in its local hour here, so daylight-saving changes land right
+        on both engines without per-row work in Python."""
+        zone = ZoneInfo(timezone_name)
+        where, params = self._where(station, None, species, since, until)
+        where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
+        bucket = ("to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')" if self.dialect is POSTGRESQL
+                  else "substr(start_time, 1, 13)")
+        rows = self._rows(f"SELECT species, {bucket} AS hour, COUNT(*) AS n FROM detections{where}"
+                          f" GROUP BY species, {bucket}", params)
+        out: dict[str, list[int]] = {}
+        for r in rows:
+            utc = datetime.strptime(r["hour"], "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+            out.setdefault(r["species"], [0] * 24)[utc.astimezone(zone).hour] += int(r["n"])
+        return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
+
+    def rejections(self) -> list[dict[str, Any]]:
+        """Messages refused, counted by reason and station, most recent first."""
+        return [self._out(r) for r in self._rows(
+            "SELECT reason, station_id, count, first_at, last_at, last_detail FROM rejections"
+            " ORDER BY last_at DESC, reason")]

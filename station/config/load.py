@@ -52,12 +52,12 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return model
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: dict[str, Any], root: type[BaseModel] = StationConfig) -> str:
     loc = tuple(err["loc"])
     key = ".".join(str(p) for p in loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
-        parent = _model_at(StationConfig, loc)
+        parent = _model_at(root, loc)
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see deploy/station.example.toml"
         return f"{key}: unknown key (allowed here: {allowed})"
     if kind == "missing":
@@ -68,15 +68,20 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{key}: {msg}"
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
+def validate_model(root: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    """``root.model_validate(data)``, its errors as one :class:`ConfigError` naming every key."""
     try:
-        return StationConfig.model_validate(data)
+        return root.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+        raise ConfigError(source, [_describe(e, root) for e in exc.errors()]) from None
 
 
-def load_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> StationConfig:
-    """Read and validate ``path``; ``overrides`` (section -> key -> value) win over the file."""
+def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
+    return validate_model(StationConfig, data, source)
+
+
+def read_toml(path: Path, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The TOML table in ``path`` with ``overrides`` (section -> key -> value) applied."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -91,4 +96,9 @@ def load_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = 
         if not isinstance(target, dict):
             raise ConfigError(str(path), [f"{section}: must be a table, not {type(target).__name__}"])
         target.update(values)
-    return parse_config(data, str(path))
+    return data
+
+
+def load_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> StationConfig:
+    """Read and validate ``path``; ``overrides`` (section -> key -> value) win over the file."""
+    return parse_config(read_toml(Path(path), overrides), str(path))

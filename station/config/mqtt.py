@@ -40,9 +40,9 @@ def _absolute(value: Path | None, key: str) -> Path | None:
     return value
 
 
-class MqttSection(Section):
-    enabled: bool = False
-    """Publish detections to the broker. Off: events are still kept on the card."""
+class BrokerSection(Section):
+    """How to reach the broker: shared by the station's ``[mqtt]`` and the collector's ``[mqtt]``."""
+
     host: str = Field(default="localhost", min_length=1, max_length=253)
     port: int = Field(default=1883, ge=1, le=65535)
     """1883 plain, 8883 is the usual port for TLS."""
@@ -75,17 +75,6 @@ class MqttSection(Section):
     """false: a persistent session (commands wait on the broker while the station is away)."""
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF)
     """MQTT 5: how long the broker keeps the session after a disconnect."""
-
-    outbox_path: Path | None = None
-    """SQLite outbox (default: DATA_DIR/outbox.sqlite3; a relative path is under DATA_DIR)."""
-    outbox_cap_mb: float = Field(default=50, gt=0, le=100_000)
-    """Cap on queued messages. Thumbnails are evicted first; detections are never dropped."""
-    max_inflight: int = Field(default=20, ge=1, le=1000)
-    """Messages published and not yet acknowledged (also bounded by the broker's Receive Maximum)."""
-    health_interval_s: float = Field(default=60, ge=5, le=86400)
-    thumbnails: bool = False
-    """Also publish a small JPEG of each detection's best still."""
-    thumbnail_max_bytes: int = Field(default=24576, ge=1024, le=262144)
 
     @field_validator("topic_prefix")
     @classmethod
@@ -122,11 +111,6 @@ class MqttSection(Section):
     def _password_file(cls, v: Path | None) -> Path | None:
         return _absolute(v, "password_file")
 
-    @field_validator("outbox_path")
-    @classmethod
-    def _outbox(cls, v: Path | None) -> Path | None:
-        return None if v is None else Path(v).expanduser()
-
     @model_validator(mode="after")
     def _consistent(self) -> "MqttSection":
         # Messages name the keys, since a model-level error has no single key of its own.
@@ -147,6 +131,28 @@ class MqttSection(Section):
 
     def effective_client_id(self, station_id: str) -> str:
         return self.client_id or station_id
+
+
+class MqttSection(BrokerSection):
+    """The station's ``[mqtt]``: the broker plus the feed's outbox, heartbeat and thumbnails."""
+
+    enabled: bool = False
+    """Publish detections to the broker. Off: events are still kept on the card."""
+    outbox_path: Path | None = None
+    """SQLite outbox (default: DATA_DIR/outbox.sqlite3; a relative path is under DATA_DIR)."""
+    outbox_cap_mb: float = Field(default=50, gt=0, le=100_000)
+    """Cap on queued messages. Thumbnails are evicted first; detections are never dropped."""
+    max_inflight: int = Field(default=20, ge=1, le=1000)
+    """Messages published and not yet acknowledged (also bounded by the broker's Receive Maximum)."""
+    health_interval_s: float = Field(default=60, ge=5, le=86400)
+    thumbnails: bool = False
+    """Also publish a small JPEG of each detection's best still."""
+    thumbnail_max_bytes: int = Field(default=24576, ge=1024, le=262144)
+
+    @field_validator("outbox_path")
+    @classmethod
+    def _outbox(cls, v: Path | None) -> Path | None:
+        return None if v is None else Path(v).expanduser()
 
     def outbox_file(self, data_dir: Path) -> Path:
         if self.outbox_path is None:
