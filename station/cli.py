@@ -2,6 +2,8 @@
 
     station run --config FILE [--camera URI] [--duration S] [--speed max] [--data-dir DIR]
     station config check FILE
+    station config check-collector FILE
+    station collector --config FILE [--no-http] [--duration S]
     station events (--data-dir DIR | --config FILE) [--json]
     station scene [--seed N] [--duration S] [--json]
     station bench motion [--json]
@@ -264,6 +266,56 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collector(args: argparse.Namespace) -> int:
+    """Run the collector until SIGTERM/SIGINT (or --duration)."""
+    from station.collector.service import CollectorService, CollectorSetupError
+    from station.config.collector import load_collector_config
+    from station.feed.publisher import FeedConfigError
+
+    overrides: dict = {}
+    if args.log_level:
+        overrides["logging"] = {"level": args.log_level}
+    cfg = load_collector_config(args.config, overrides)
+    setup_logging(cfg.logging.level)
+    try:
+        service = CollectorService.build(cfg, http=False if args.no_http else None)
+    except (CollectorSetupError, FeedConfigError) as exc:
+        print(f"station collector: {exc}", file=sys.stderr)
+        return 2
+    _install_signal_handlers(service.request_stop)
+    try:
+        service.start()
+        if service.url:
+            print(f"collector: dashboard at {service.url}", flush=True)
+        service.wait(args.duration)
+    finally:
+        service.stop()
+    return 0
+
+
+def cmd_collector_check(args: argparse.Namespace) -> int:
+    from station.config.collector import load_collector_config
+    from station.feed.publisher import FeedConfigError, check_settings
+
+    cfg = load_collector_config(args.file)
+    try:
+        check_settings(cfg.mqtt)
+    except FeedConfigError as exc:
+        raise ConfigError(str(args.file), [str(exc)]) from None
+    from station.collector.ingest import _redact
+
+    print(f"{args.file}: OK")
+    print(f"  collector {cfg.collector.id}: database {_redact(cfg.collector.sqlite_resolved_url())}, "
+          f"thumbnails in {cfg.collector.thumbnails_dir}")
+    print(f"  feed from mqtt{'s' if cfg.mqtt.tls else ''}://{cfg.mqtt.host}:{cfg.mqtt.port} "
+          f"under {cfg.mqtt.topic_prefix}/+/" + (f" (shared group {cfg.mqtt.shared_group})"
+                                                   if cfg.mqtt.shared_group else ""))
+    if cfg.http.enabled:
+        print(f"  dashboard on http://{cfg.http.host}:{cfg.http.port}/ "
+              f"({'public, generalised locations' if cfg.http.public else 'token required'})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from station.demo import run_demo
 
@@ -290,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="validate a station TOML file")
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_config_check)
+    ccheck = csub.add_parser("check-collector", help="validate a collector TOML file")
+    ccheck.add_argument("file", type=Path)
+    ccheck.set_defaults(func=cmd_collector_check)
 
     events = sub.add_parser("events", help="list the events in a station's store")
     events.add_argument("--data-dir", type=Path)
@@ -337,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--region", help="regional roll-up (default: the config's; the shared evaluation set wants none)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    col = sub.add_parser("collector", help="run the collector: MQTT ingest, database, alerts, API and dashboard")
+    col.add_argument("--config", required=True, type=Path, help="collector TOML file")
+    col.add_argument("--no-http", action="store_true", help="ingest only, no API/dashboard")
+    col.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    col.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    col.set_defaults(func=cmd_collector)
 
     demo = sub.add_parser("demo", help="a simulated station on this machine, printing events as they happen")
     demo.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")

@@ -160,7 +160,18 @@ class Database:
         return cls(conn, POSTGRESQL, url)
 
     def close(self) -> None:
-        self._conn.close()
+        try:
+            self._conn.close()
+        except self._errors:
+            pass  # a connection the server already dropped
+
+    def ping(self) -> bool:
+        """True if the connection still works (after a failed batch: the data, or the link?)."""
+        try:
+            self._conn.execute("SELECT 1").fetchall()
+            return True
+        except self._errors:
+            return False
 
     def __enter__(self) -> Database:
         return self

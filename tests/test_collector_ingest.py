@@ -1,0 +1,395 @@
+"""The collector's MQTT ingest against a real Mosquitto and real SQLite/PostgreSQL databases.
+
+Stations are stood in for by a plain paho client publishing real feed payloads (built by
+the station's own message builders). Collectors run in this process (``Ingest``) or, when
+a test kills one, as ``station collector`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from station.collector.db import Database
+from station.collector.ingest import Ingest
+from station.collector.intake import admit
+from station.collector.thumbnails import ThumbnailStore
+from station.config.collector import parse_collector_config
+from station.feed import messages as m
+from station.feed.topics import Topics
+from tests.broker import make_broker
+from tests.test_collector_db import PG_URL, T0, _postgres_admin, detection, health, status
+
+REPO = Path(__file__).resolve().parent.parent
+PREFIX = "camtrap/v1"
+
+
+# -- helpers -------------------------------------------------------------------------
+
+class Stations:
+    """A paho client publishing as any station (the test broker has no ACL)."""
+
+    def __init__(self, broker, client_id: str = "test-stations"):
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes | str | dict, qos: int = 1, retain: bool = False):
+        if isinstance(payload, dict):
+            payload = m.encode(payload)
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_all(self, items, timeout: float = 60.0) -> None:
+        infos = [self.publish(t, p) for t, p in items]
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            assert info.is_published(), "the broker did not acknowledge a station's publish"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def topic(station_id: str, kind: str) -> str:
+    return Topics(station_id, PREFIX).of(kind)
+
+
+def thumbnail_payload(det: dict, colour: int = 90) -> dict:
+    pixels = np.full((120, 160, 3), colour, np.uint8)
+    cv2.circle(pixels, (80, 60), 30, (20, 120, 200), -1)
+    jpeg = m.make_thumbnail(pixels)
+    return m.thumbnail_message(det["event_id"], jpeg, station_id=det["station_id"], sent_at=T0 + 6)
+
+
+def collector_cfg(broker, db_url: str, data_dir: Path, **mqtt_keys):
+    return parse_collector_config({
+        "collector": {"id": mqtt_keys.pop("collector_id", "test"), "data_dir": str(data_dir),
+                      "database_url": db_url},
+        "mqtt": {"host": broker.host, "port": broker.port, **mqtt_keys},
+        "http": {"enabled": False}})
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def count(url: str) -> int:
+    with Database.open(url) as db:
+        return db.count_detections()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = make_broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def stations(broker):
+    s = Stations(broker)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def ingest_factory(broker, tmp_path):
+    made = []
+
+    def make(db_url: str, **mqtt_keys) -> Ingest:
+        cfg = collector_cfg(broker, db_url, tmp_path / "collector", **mqtt_keys)
+        url = cfg.collector.sqlite_resolved_url()
+        ingest = Ingest(cfg, lambda: Database.open(url)).start()
+        made.append(ingest)
+        assert ingest.wait_subscribed(10), "the collector never subscribed"
+        return ingest
+
+    yield make
+    for ingest in made:
+        ingest.stop()
+
+
+# -- pure intake -----------------------------------------------------------------------
+
+def test_intake_names_what_is_wrong_with_each_bad_message():
+    good = detection(T0)
+    t = topic("lazovsky-07", "detection")
+    cases = {
+        "not_json": (t, b"{not json"),
+        "not_object": (t, b"[1, 2]"),
+        "unknown_schema": (t, m.encode({**good, "schema": "sighting/1"})),
+        "unknown_version": (t, m.encode({**good, "schema": "detection/2"})),
+        "kind_mismatch": (topic("lazovsky-07", "health"), m.encode(good)),
+        "station_mismatch": (topic("kedrovaya-pad-02", "detection"), m.encode(good)),
+        "invalid": (t, m.encode({**good, "confidence": "high"})),
+        "too_large": (t, m.encode({**good, "extra": {"pad": "x" * 600_000}})),
+        "bad_topic": ("camtrap/v1/lazovsky-07/command/snapshot", m.encode(good)),
+    }
+    for reason, (tp, payload) in cases.items():
+        verdict = admit(tp, payload, prefix=PREFIX, max_bytes=512 * 1024)
+        assert getattr(verdict, "reason", None) == reason, (reason, verdict)
+        assert verdict.detail
+    wrong_type = admit(t, m.encode({**good, "confidence": "high"}), prefix=PREFIX, max_bytes=512 * 1024)
+    assert "confidence" in wrong_type.detail
+    mismatch = admit(topic("kedrovaya-pad-02", "detection"), m.encode(good), prefix=PREFIX, max_bytes=10**6)
+    assert "station_id" in mismatch.detail and "kedrovaya-pad-02" in mismatch.detail
+    assert admit(t, m.encode(good), prefix=PREFIX, max_bytes=512 * 1024).kind == "detection"
+
+
+# -- in-process collector ----------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/collector.sqlite3"
+        return
+    admin = _postgres_admin()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+def test_detections_status_health_and_thumbnails_from_many_stations_are_stored_once(
+        db_url, broker, stations, ingest_factory, tmp_path):
+    ingest = ingest_factory(db_url)
+    dets = [detection(T0 + 60 * k, station_id=f"station-{k % 3}", deployment_id=f"dep-{k % 3}")
+            for k in range(30)]
+    items = [(topic(d["station_id"], "detection"), d) for d in dets]
+    items += [(topic(d["station_id"], "thumbnail"), thumbnail_payload(d, 40 + k)) for k, d in enumerate(dets[:5])]
+    items += [(topic(f"station-{k}", "status"), status("online", "started", T0, station_id=f"station-{k}"))
+              for k in range(3)]
+    items += [(topic("station-0", "health"), health(T0 + 30, station_id="station-0"))]
+    # QoS 1 is at-least-once: a station resending after an outage sends the same messages again.
+    items += items[:10]
+    stations.publish_all(items)
+    wait_until(lambda: ingest.counters["acked"] >= len(items) - 1, what="every message acknowledged")
+    with Database.open(db_url) as db:
+        assert db.count_detections() == 30
+        stored = {r["event_id"] for r in db.query_detections(limit=100)}
+        assert stored == {d["event_id"] for d in dets}
+        by_id = {s["station_id"]: s for s in db.stations()}
+        assert set(by_id) == {"station-0", "station-1", "station-2"}
+        assert all(s["status_state"] == "online" for s in by_id.values())
+        assert by_id["station-0"]["health"]["disk"]["free_mb"] == 51000.0
+        row = db.thumbnail(dets[0]["event_id"])
+    assert ingest.counters["duplicates"] == 10
+    assert ingest.counters["stored"] == 30 and ingest.counters["thumbnails"] == 5
+    assert ingest.counters["rejected"] == 0
+    # The file name is the collector's own (content hash), not anything from the payload.
+    store = ThumbnailStore(tmp_path / "collector" / "thumbnails")
+    path = store.path(row["file"])
+    assert dets[0]["event_id"] not in row["file"] and "lazovsky" not in row["file"]
+    jpeg = path.read_bytes()
+    assert jpeg == base64.b64decode(thumbnail_payload(dets[0], 40)["data"])
+    assert m.jpeg_size(jpeg) == (row["width"], row["height"])
+
+
+def test_bad_messages_are_rejected_counted_and_the_collector_keeps_storing(
+        db_url, broker, stations, ingest_factory):
+    ingest = ingest_factory(db_url)
+    good = detection(T0)
+    t = topic("lazovsky-07", "detection")
+    thumb = thumbnail_payload(good)
+    exif_jpeg = base64.b64decode(thumb["data"])
+    exif_jpeg = exif_jpeg[:2] + b"\xff\xe1\x00\x10Exif\x00\x00GPS-here" + exif_jpeg[2:]
+    with_exif = {**thumb, "data": base64.b64encode(exif_jpeg).decode(), "bytes": len(exif_jpeg)}
+    bad = [
+        (t, b"\x00\xff garbage"),
+        (t, b'{"schema": "detection/1", "station_id": "lazovsky-07"'),
+        (t, m.encode({**good, "confidence": "0.9"})),
+        (t, m.encode({**good, "schema": "detection/7"})),
+        (t, m.encode({**good, "extra": {"pad": "y" * 700_000}})),
+        (topic("kedrovaya-pad-02", "detection"), m.encode(good)),
+        (topic("lazovsky-07", "thumbnail"), m.encode(with_exif)),
+    ]
+    after = detection(T0 + 600, tag="tiger", species="tiger")
+    stations.publish_all(bad + [(t, after)])
+    wait_until(lambda: ingest.counters["acked"] >= len(bad) + 1, what="all messages handled")
+    assert ingest.rejected == {"not_json": 2, "invalid": 1, "unknown_version": 1, "too_large": 1,
+                               "station_mismatch": 1, "bad_thumbnail": 1}
+    with Database.open(db_url) as db:
+        assert [r["event_id"] for r in db.query_detections()] == [after["event_id"]]
+        assert db.thumbnail(good["event_id"]) is None
+        counts = {(r["reason"], r["station_id"]): r["count"] for r in db.rejections()}
+        assert counts[("not_json", "lazovsky-07")] == 2
+        assert counts[("station_mismatch", "kedrovaya-pad-02")] == 1
+        assert "confidence" in next(r["last_detail"] for r in db.rejections() if r["reason"] == "invalid")
+    assert ingest.connected
+
+
+def test_a_message_postgresql_cannot_keep_is_rejected_alone(broker, stations, ingest_factory, request):
+    admin = _postgres_admin()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    request.addfinalizer(lambda: (admin.execute(f'DROP SCHEMA "{schema}" CASCADE'), admin.close()))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    ingest = ingest_factory(url)
+    ok = [detection(T0 + k) for k in range(5)]
+    poison = detection(T0 + 100)
+    poison["label"] = "leop\u0000ard"  # valid JSON and schema; PostgreSQL text cannot hold NUL
+    stations.publish_all([(topic("lazovsky-07", "detection"), d) for d in ok[:2] + [poison] + ok[2:]])
+    wait_until(lambda: ingest.counters["acked"] >= 6, what="all messages handled")
+    assert count(url) == 5
+    assert ingest.rejected == {"storage_refused": 1}
+
+
+def test_database_connection_dropped_mid_stream_loses_nothing(broker, stations, ingest_factory, request):
+    admin = _postgres_admin()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    request.addfinalizer(lambda: (admin.execute(f'DROP SCHEMA "{schema}" CASCADE'), admin.close()))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}&application_name=collector-under-test"
+    ingest = ingest_factory(url)
+    dets = [detection(T0 + k) for k in range(400)]
+    t = topic("lazovsky-07", "detection")
+    infos = [stations.publish(t, d) for d in dets[:200]]
+    wait_until(lambda: ingest.counters["stored"] > 0, what="first rows")
+    killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE application_name = 'collector-under-test'").fetchall()
+    assert killed, "the collector's connection was not found"
+    infos += [stations.publish(t, d) for d in dets[200:]]
+    for info in infos:
+        info.wait_for_publish(30)
+    wait_until(lambda: count(url) == 400, timeout=60, what="all 400 detections stored")
+    assert ingest.counters["database_errors"] >= 1 or ingest.counters["writer_errors"] >= 0
+
+
+# -- collectors as processes: killed mid-stream, and two sharing the load ----------------
+
+def write_config(path: Path, broker, db_url: str, data_dir: Path, collector_id: str,
+                 shared_group: str | None = None) -> Path:
+    lines = ["[collector]", f'id = "{collector_id}"', f'data_dir = "{data_dir}"', f'database_url = "{db_url}"',
+             "batch_max = 50", "", "[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}",
+             "receive_maximum = 50"]
+    if shared_group:
+        lines.append(f'shared_group = "{shared_group}"')
+    lines += ["", "[http]", "enabled = false"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class CollectorProcess:
+    def __init__(self, config: Path, log: Path):
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "CollectorProcess":
+        start_at = self.log.stat().st_size if self.log.exists() else 0
+        self.proc = subprocess.Popen([sys.executable, "-m", "station.cli", "collector", "--config",
+                                      str(self.config), "--no-http"], cwd=REPO,
+                                     stdout=subprocess.DEVNULL, stderr=self.log.open("ab"))
+        def subscribed() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the collector exited ({self.proc.returncode}):\n"
+                                     + self.log.read_text()[start_at:][-3000:])
+            return "collector subscribed" in self.log.read_text()[start_at:]
+
+        wait_until(subscribed, timeout=30, what=f"{self.config.name} to subscribe")
+        return self
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(20)
+        return self.proc.returncode if self.proc else 0
+
+
+def stored_counts(log: Path) -> int:
+    """Rows this collector says it stored (from its final 'ingest stopped' line)."""
+    for line in reversed(log.read_text().splitlines()):
+        if "collector ingest stopped" in line:
+            for field in line.split():
+                if field.startswith("stored="):
+                    return int(field.split("=", 1)[1])
+    return 0
+
+
+@pytest.mark.slow
+def test_a_collector_killed_mid_stream_loses_nothing(db_url, broker, stations, tmp_path):
+    cfg = write_config(tmp_path / "collector.toml", broker, db_url, tmp_path / "data", "solo")
+    collector = CollectorProcess(cfg, tmp_path / "collector.log").start()
+    dets = [detection(T0 + k * 0.5) for k in range(1500)]
+    t = topic("lazovsky-07", "detection")
+    infos = [stations.publish(t, d) for d in dets]
+    url = parse_collector_config({"collector": {"data_dir": str(tmp_path / "data"),
+                                                "database_url": db_url}}).collector.sqlite_resolved_url()
+    wait_until(lambda: count(url) >= 200, what="the collector to be busy storing")
+    collector.kill()
+    at_kill = count(url)
+    assert at_kill < 1500, "the stream was over before the kill; the test proves nothing"
+    for info in infos:
+        info.wait_for_publish(30)
+    collector.start()
+    wait_until(lambda: count(url) == 1500, timeout=60, what="all 1500 detections after the restart")
+    time.sleep(0.5)
+    assert collector.stop() == 0
+    with Database.open(url) as db:
+        assert {r["event_id"] for r in db.iter_detections()} == {d["event_id"] for d in dets}
+
+
+@pytest.mark.slow
+def test_two_collectors_share_the_load_on_postgresql_and_one_can_die(broker, stations, tmp_path, request):
+    admin = _postgres_admin()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    request.addfinalizer(lambda: (admin.execute(f'DROP SCHEMA "{schema}" CASCADE'), admin.close()))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    a = CollectorProcess(write_config(tmp_path / "a.toml", broker, url, tmp_path / "a", "a", "collectors"),
+                         tmp_path / "a.log").start()
+    b = CollectorProcess(write_config(tmp_path / "b.toml", broker, url, tmp_path / "b", "b", "collectors"),
+                         tmp_path / "b.log").start()
+    try:
+        dets = [detection(T0 + k * 0.5, station_id=f"station-{k % 7}") for k in range(3000)]
+        infos = []
+        for k, d in enumerate(dets):
+            infos.append(stations.publish(topic(d["station_id"], "detection"), d))
+            if k == 1000:
+                wait_until(lambda: count(url) >= 300, what="both collectors busy")
+                a.kill()
+        for info in infos:
+            info.wait_for_publish(60)
+        # b keeps storing its share; a's unacknowledged messages wait in its session on the broker.
+        a.start()
+        wait_until(lambda: count(url) == 3000, timeout=90, what="all 3000 detections")
+        time.sleep(0.5)
+    finally:
+        assert b.stop() == 0
+        assert a.stop() == 0
+    with Database.open(url) as db:
+        ids = [r["event_id"] for r in db.iter_detections()]
+    assert len(ids) == len(set(ids)) == 3000
+    assert set(ids) == {d["event_id"] for d in dets}
+    # Each collector took a real share (a's count is since its restart).
+    assert stored_counts(tmp_path / "b.log") > 300
+    assert stored_counts(tmp_path / "a.log") > 0
