@@ -4,6 +4,7 @@
     station config check FILE
     station config check-collector FILE
     station collector --config FILE [--no-http] [--duration S]
+    station alerts test --config FILE
     station events (--data-dir DIR | --config FILE) [--json]
     station scene [--seed N] [--duration S] [--json]
     station bench motion [--json]
@@ -194,6 +195,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"{lat['samples']} real events, one every {lat['interval_s']} s): median {lat['median_ms']} ms, "
                   f"p95 {lat['p95_ms']} ms, max {lat['max_ms']} ms (target p95 <= 1000 ms)")
             return 0
+    elif args.bench_command == "collector":
+        from station.bench import collector as bench
+
+        report = bench.run(quick=args.quick, postgres=None if args.no_postgres else args.postgres)
     else:
         from station.bench import pipeline as bench
 
@@ -316,11 +321,66 @@ def cmd_collector_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    from station.collector.alerts import cmd_alerts_test as run
+
+    return run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from station.demo import run_demo
 
     return run_demo(duration=args.duration, data_dir=args.data_dir, seed=args.seed,
                     pictures=args.pictures, speed=args.speed)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """station export camtrap-dp|csv|validate: a thin layer over station.collector.export."""
+    from station.collector.db import Database, StorageError
+    from station.collector.export import ExportError, NothingToExport, export_camtrap_dp, export_csv
+    from station.config.collector import load_collector_config
+
+    prog = f"station export {args.export_command}"
+    if args.export_command == "validate":
+        from station.collector import camtrap_dp
+
+        target = args.package / "datapackage.json" if args.package.is_dir() else args.package
+        if not target.is_file():
+            print(f"{prog}: {target}: no such file", file=sys.stderr)
+            return 2
+        try:
+            report = camtrap_dp.validate(target)
+        except ImportError:
+            print(f"{prog}: needs frictionless: pip install 'camtrap-station[collector]'", file=sys.stderr)
+            return 2
+        if report.valid:
+            print(f"{target}: valid Camtrap DP {camtrap_dp.VERSION} (checked offline)")
+            return 0
+        for problem in camtrap_dp.problems(report):
+            print(f"{target}: {problem}", file=sys.stderr)
+        return 1
+    try:
+        cfg = load_collector_config(args.config)
+    except ConfigError as exc:
+        print(f"{prog}: {exc.source}: {'; '.join(exc.problems)}", file=sys.stderr)
+        return 2
+    try:
+        with Database.open(cfg.collector.sqlite_resolved_url()) as db:
+            db.migrate()
+            export = export_camtrap_dp if args.export_command == "camtrap-dp" else export_csv
+            summary = export(db, cfg, args.out, exact=args.exact, station=args.station,
+                             since=args.since, until=args.until)
+    except StorageError as exc:
+        print(f"{prog}: database: {exc}", file=sys.stderr)
+        return 2
+    except NothingToExport as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except ExportError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--json", action="store_true")
     bf.add_argument("--quick", action="store_true")
     bf.set_defaults(func=cmd_bench)
+    bcol = bsub.add_parser("collector", help="collector ingest rate (SQLite, PostgreSQL) against a plain subscriber; backlog drain")
+    bcol.add_argument("--json", action="store_true")
+    bcol.add_argument("--quick", action="store_true", help="2,000 messages instead of 10,000")
+    bcol.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+                      help="PostgreSQL to measure on (a temporary schema is made and dropped)")
+    bcol.add_argument("--no-postgres", action="store_true")
+    bcol.set_defaults(func=cmd_bench)
     bp = bsub.add_parser("pipeline", help="the whole station on synthetic scenes: events found and tags given per kind")
     bp.add_argument("--seeds", default="1,2,3", help="comma-separated scene seeds")
     bp.add_argument("--duration", type=float, default=900.0, help="scene seconds each")
@@ -400,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     col.set_defaults(func=cmd_collector)
 
+    alerts = sub.add_parser("alerts", help="ranger alerts (Apprise)")
+    asub = alerts.add_subparsers(dest="alerts_command", required=True)
+    atest = asub.add_parser("test", help="send a test notification to every configured Apprise URL")
+    atest.add_argument("--config", required=True, type=Path, help="collector TOML file")
+    atest.set_defaults(func=cmd_alerts_test)
+
     demo = sub.add_parser("demo", help="a simulated station on this machine, printing events as they happen")
     demo.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")
     demo.add_argument("--data-dir", type=Path, default=None, help="where events go (default: a temporary folder)")
@@ -407,6 +480,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--pictures", type=Path, default=None, help="folder of real animal pictures to walk across the scene")
     demo.add_argument("--speed", choices=["realtime", "max"], default="realtime")
     demo.set_defaults(func=cmd_demo)
+
+    export = sub.add_parser("export", help="export the collector's detections (Camtrap DP, CSV)")
+    xsub = export.add_subparsers(dest="export_command", required=True)
+    for name, what, out in (("camtrap-dp", "a Camera Trap Data Package (Camtrap DP 1.0.2)",
+                             "folder for datapackage.json, deployments/media/observations.csv"),
+                            ("csv", "one CSV row per detection, for a spreadsheet",
+                             "CSV file (or an existing folder: DIR/detections.csv)")):
+        xp = xsub.add_parser(name, help=f"write {what}")
+        xp.add_argument("--config", required=True, type=Path, help="collector TOML file")
+        xp.add_argument("--out", required=True, type=Path, help=out)
+        xp.add_argument("--exact", action="store_true",
+                        help="exact coordinates (restricted: never publish); default generalises them")
+        xp.add_argument("--station", help="only this station id")
+        xp.add_argument("--since", help="only events starting at or after T (RFC 3339, e.g. 2026-11-01T00:00:00Z)")
+        xp.add_argument("--until", help="only events starting before T")
+        xp.set_defaults(func=cmd_export)
+    xv = xsub.add_parser("validate", help="check a Camtrap DP package offline (frictionless)")
+    xv.add_argument("package", type=Path, help="package folder or its datapackage.json")
+    xv.set_defaults(func=cmd_export)
     return p
 
 

@@ -31,7 +31,8 @@ from station.config.collector import parse_collector_config
 from station.feed import messages as m
 from station.feed.topics import Topics
 from tests.broker import make_broker
-from tests.test_collector_db import PG_URL, T0, _postgres_admin, detection, health, status
+from tests.collector_data import (PG_URL, T0, _postgres_admin, db_url, detection, health,  # noqa: F401 (fixture)
+                                  pytest_generate_tests, status)
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "camtrap/v1"
@@ -161,11 +162,9 @@ def test_intake_names_what_is_wrong_with_each_bad_message():
 
 # -- in-process collector ----------------------------------------------------------------
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/collector.sqlite3"
-        return
+@pytest.fixture
+def pg_url():
+    """A fresh schema on the real PostgreSQL, dropped afterwards."""
     admin = _postgres_admin()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -244,12 +243,8 @@ def test_bad_messages_are_rejected_counted_and_the_collector_keeps_storing(
     assert ingest.connected
 
 
-def test_a_message_postgresql_cannot_keep_is_rejected_alone(broker, stations, ingest_factory, request):
-    admin = _postgres_admin()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    request.addfinalizer(lambda: (admin.execute(f'DROP SCHEMA "{schema}" CASCADE'), admin.close()))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+def test_a_message_postgresql_cannot_keep_is_rejected_alone(pg_url, broker, stations, ingest_factory):
+    url = pg_url
     ingest = ingest_factory(url)
     ok = [detection(T0 + k) for k in range(5)]
     poison = detection(T0 + 100)
@@ -260,12 +255,9 @@ def test_a_message_postgresql_cannot_keep_is_rejected_alone(broker, stations, in
     assert ingest.rejected == {"storage_refused": 1}
 
 
-def test_database_connection_dropped_mid_stream_loses_nothing(broker, stations, ingest_factory, request):
+def test_database_connection_dropped_mid_stream_loses_nothing(pg_url, broker, stations, ingest_factory):
     admin = _postgres_admin()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    request.addfinalizer(lambda: (admin.execute(f'DROP SCHEMA "{schema}" CASCADE'), admin.close()))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}&application_name=collector-under-test"
+    url = f"{pg_url}&application_name=collector-under-test"
     ingest = ingest_factory(url)
     dets = [detection(T0 + k) for k in range(400)]
     t = topic("lazovsky-07", "detection")
@@ -278,7 +270,8 @@ def test_database_connection_dropped_mid_stream_loses_nothing(broker, stations, 
     for info in infos:
         info.wait_for_publish(30)
     wait_until(lambda: count(url) == 400, timeout=60, what="all 400 detections stored")
-    assert ingest.counters["database_errors"] >= 1 or ingest.counters["writer_errors"] >= 0
+    admin.close()
+    assert ingest.counters["database_errors"] >= 1
 
 
 # -- collectors as processes: killed mid-stream, and two sharing the load ----------------
@@ -359,12 +352,8 @@ def test_a_collector_killed_mid_stream_loses_nothing(db_url, broker, stations, t
 
 
 @pytest.mark.slow
-def test_two_collectors_share_the_load_on_postgresql_and_one_can_die(broker, stations, tmp_path, request):
-    admin = _postgres_admin()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    request.addfinalizer(lambda: (admin.execute(f'DROP SCHEMA "{schema}" CASCADE'), admin.close()))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+def test_two_collectors_share_the_load_on_postgresql_and_one_can_die(pg_url, broker, stations, tmp_path):
+    url = pg_url
     a = CollectorProcess(write_config(tmp_path / "a.toml", broker, url, tmp_path / "a", "a", "collectors"),
                          tmp_path / "a.log").start()
     b = CollectorProcess(write_config(tmp_path / "b.toml", broker, url, tmp_path / "b", "b", "collectors"),

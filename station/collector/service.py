@@ -57,7 +57,7 @@ class CollectorService:
                 db.migrate()
         except StorageError as exc:
             raise CollectorSetupError(f"collector.database_url: {exc}") from None
-        alerter = Alerter.from_config(cfg.alerts) if (cfg.alerts.urls or cfg.alerts.urls_file) else None
+        alerter = Alerter.from_config(cfg.alerts, timezone=cfg.http.timezone) if (cfg.alerts.urls or cfg.alerts.urls_file) else None
         ingest = Ingest(cfg, open_db, on_stored=alerter.submit if alerter is not None else None)
         server = None
         if cfg.http.enabled if http is None else http:

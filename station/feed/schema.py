@@ -8,6 +8,10 @@ Each message has one schema file, JSON Schema draft 2020-12, whose ``$id`` is
 payload's own ``schema`` value (``detection/1``). ``.example`` is a reserved top-level
 domain, so the ids are names that never resolve and never clash with anyone's.
 
+Valid payloads are recognised by ``jsonschema-rs`` when it is installed (the collector's
+extra: ~7 µs a detection instead of ~2 ms); invalid ones are always described by
+``jsonschema``, so the error messages do not depend on it.
+
 Besides the schema, :func:`validate` checks the few rules a schema cannot state:
 ``message_id`` equals ``event_id`` (detection) or ``event_id + ":thumb"`` (thumbnail),
 ``frame_count`` is the length of ``frames``, ``best_frame`` names one of them, and a
@@ -27,6 +31,11 @@ from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema import validators as _validators
+
+try:  # Rust validator (the collector's extra): ~250x faster at saying "valid"
+    import jsonschema_rs as _rs
+except ImportError:  # pragma: no cover - the station itself does without
+    _rs = None
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_BASE = "https://camtrap-station.example/schemas/"
@@ -130,7 +139,23 @@ def _condition(kind: str, error: ValidationError) -> str:
     return f" (when {' and '.join(terms)})" if terms else ""
 
 
+@lru_cache(maxsize=None)
+def _fast(kind: str):
+    """A compiled jsonschema-rs validator, or None without the package."""
+    return None if _rs is None else _rs.validator_for(load_schema(kind))
+
+
 def _problems(kind: str, payload: Any) -> list[tuple[str, str]]:
+    """Every problem with ``payload``. A payload the fast validator accepts goes straight to
+    the cross-field rules; anything else is judged (and described) by ``jsonschema``, which
+    stays the authority: the fast path can only save time, never reject."""
+    fast = _fast(kind)
+    if fast is not None and isinstance(payload, dict):
+        try:
+            if fast.is_valid(payload):
+                return _rules(kind, payload)
+        except (ValueError, OverflowError):  # a value the Rust side cannot hold: take the slow path
+            pass
     problems: list[tuple[str, str]] = []
     errors = sorted(_validator(kind).iter_errors(payload),
                     key=lambda e: (list(map(str, e.absolute_path)), e.message))
