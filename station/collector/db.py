@@ -188,6 +188,14 @@ class Database:
     def _exec(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
         return self._conn.execute(self._sql(sql), params)
 
+    def _exec_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> int:
+        """Rows changed by one statement run for each of ``params`` (pipelined on PostgreSQL)."""
+        if self.dialect is SQLITE:
+            return self._conn.executemany(self._sql(sql), params).rowcount
+        with self._conn.cursor() as cur:
+            cur.executemany(sql, params)
+            return cur.rowcount
+
     def _rows(self, sql: str, params: Mapping[str, Any] = {}) -> list[dict[str, Any]]:
         try:
             cur = self._exec(sql, params)
@@ -337,6 +345,58 @@ class Database:
         VALUES (%(station_id)s, %(sent_at)s, %(received_at)s, %(payload)s)
         ON CONFLICT (station_id, sent_at) DO NOTHING"""
 
+    def _store_detections(self, detections: Sequence[Mapping[str, Any]], now: Any) -> tuple[int, int, list[str]]:
+        """Inside store_batch's transaction: one upsert per station, one multi-row insert of
+        the detections not yet stored (a round trip per batch on PostgreSQL, not per row)."""
+        rows: list[dict[str, Any]] = []
+        for p in detections:
+            what = f"detection {p.get('event_id')!r} from station {p.get('station_id')!r}"
+            location, model = p.get("location") or {}, p.get("model") or {}
+            rows.append({
+                "event_id": p.get("event_id"), "station_id": p.get("station_id"),
+                "deployment_id": p.get("deployment_id"), "tag": p.get("tag"),
+                "species": p.get("species"), "label": p.get("label"), "confidence": p.get("confidence"),
+                "classification_status": p.get("classification_status"),
+                "start_time": self._time(p.get("start"), f"{what}: start"),
+                "end_time": self._time(p.get("end"), f"{what}: end"),
+                "latitude": location.get("latitude"), "longitude": location.get("longitude"),
+                "uncertainty": location.get("coordinate_uncertainty_m"), "model_name": model.get("name"),
+                "sent_at": self._time(p.get("sent_at"), f"{what}: sent_at"),
+                "received_at": now, "payload": self._json_in(dict(p))})
+        latest: dict[str, dict[str, Any]] = {}
+        last_sent: dict[str, Any] = {}
+        for r in rows:
+            st = r["station_id"]
+            if st not in latest or r["start_time"] >= latest[st]["start_time"]:
+                latest[st] = r
+            if r["sent_at"] is not None and (st not in last_sent or r["sent_at"] > last_sent[st]):
+                last_sent[st] = r["sent_at"]
+        for st, r in latest.items():
+            self._exec(self._SEEN, {"station_id": st, "deployment_id": r["deployment_id"], "received_at": now,
+                                    "seen": last_sent.get(st), "detection_at": r["start_time"]})
+        known: set[str] = set()
+        ids = list(dict.fromkeys(r["event_id"] for r in rows))
+        for k in range(0, len(ids), 500):
+            chunk = {f"i{n}": v for n, v in enumerate(ids[k:k + 500])}
+            marks = ", ".join(f"%({n})s" for n in chunk)
+            known.update(row[0] for row in self._exec(
+                f"SELECT event_id FROM detections WHERE event_id IN ({marks})", chunk).fetchall())
+        fresh = []
+        for r in rows:
+            if r["event_id"] not in known:
+                known.add(r["event_id"])
+                fresh.append(r)
+        inserted = 0
+        if fresh:
+            inserted = self._exec_many(self._DETECTION, fresh)
+        for st, r in latest.items():
+            if any(f is r for f in fresh):
+                self._exec(self._LOCATION, {"station_id": st, "start": r["start_time"], "latitude": r["latitude"],
+                                            "longitude": r["longitude"], "uncertainty": r["uncertainty"]})
+        # A collector sharing the database may have stored one of `fresh` since the SELECT:
+        # ON CONFLICT kept it once and the row count says how many were really new.
+        return inserted, len(rows) - inserted, [r["event_id"] for r in fresh]
+
     def store_batch(self, detections: Sequence[Mapping[str, Any]] = (), statuses: Sequence[Mapping[str, Any]] = (),
                     healths: Sequence[Mapping[str, Any]] = (), *,
                     thumbnails: Sequence[ThumbnailRow] = (), rejections: Sequence[Rejection] = (),
@@ -351,34 +411,9 @@ class Database:
         what = "batch"
         try:
             with self._transaction():
-                for p in detections:
-                    what = f"detection {p.get('event_id')!r} from station {p.get('station_id')!r}"
-                    start = self._time(p.get("start"), f"{what}: start")
-                    self._exec(self._SEEN, {"station_id": p.get("station_id"),
-                                            "deployment_id": p.get("deployment_id"), "received_at": now,
-                                            "seen": self._time(p.get("sent_at"), f"{what}: sent_at"),
-                                            "detection_at": start})
-                    location, model = p.get("location") or {}, p.get("model") or {}
-                    cur = self._exec(self._DETECTION, {
-                        "event_id": p.get("event_id"), "station_id": p.get("station_id"),
-                        "deployment_id": p.get("deployment_id"), "tag": p.get("tag"),
-                        "species": p.get("species"), "label": p.get("label"),
-                        "confidence": p.get("confidence"),
-                        "classification_status": p.get("classification_status"),
-                        "start_time": start, "end_time": self._time(p.get("end"), f"{what}: end"),
-                        "latitude": location.get("latitude"), "longitude": location.get("longitude"),
-                        "model_name": model.get("name"),
-                        "sent_at": self._time(p.get("sent_at"), f"{what}: sent_at"),
-                        "received_at": now, "payload": self._json_in(dict(p))})
-                    if cur.rowcount == 1:
-                        inserted += 1
-                        new_ids.append(p.get("event_id"))
-                        self._exec(self._LOCATION, {"station_id": p.get("station_id"), "start": start,
-                                                    "latitude": location.get("latitude"),
-                                                    "longitude": location.get("longitude"),
-                                                    "uncertainty": location.get("coordinate_uncertainty_m")})
-                    else:
-                        duplicates += 1
+                if detections:
+                    what = f"{len(detections)} detections (a single bad one fails them all; store it alone to know which)"
+                    inserted, duplicates, new_ids = self._store_detections(detections, now)
                 for p in statuses:
                     what = f"status {p.get('state')!r} from station {p.get('station_id')!r}"
                     self._exec(self._SEEN, {"station_id": p.get("station_id"), "deployment_id": None,
