@@ -195,6 +195,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"{lat['samples']} real events, one every {lat['interval_s']} s): median {lat['median_ms']} ms, "
                   f"p95 {lat['p95_ms']} ms, max {lat['max_ms']} ms (target p95 <= 1000 ms)")
             return 0
+    elif args.bench_command == "dashboard":
+        from station.bench import dashboard as bench
+
+        report = bench.run(rows=args.rows, repeat=args.repeat, directory=args.dir,
+                           postgres=args.postgres)
     elif args.bench_command == "collector":
         from station.bench import collector as bench
 
@@ -439,6 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PostgreSQL to measure on (a temporary schema is made and dropped)")
     bcol.add_argument("--no-postgres", action="store_true")
     bcol.set_defaults(func=cmd_bench)
+    bdash = bsub.add_parser("dashboard", help="API and dashboard latency over HTTP with a million detections")
+    bdash.add_argument("--rows", type=int, default=1_000_000)
+    bdash.add_argument("--repeat", type=int, default=20)
+    bdash.add_argument("--dir", type=Path, default=None, help="where the SQLite file is made and kept "
+                                                              "(default ~/.cache/camtrap-bench)")
+    bdash.add_argument("--postgres", default=None, help="also fill and measure this PostgreSQL (temporary schema)")
+    bdash.add_argument("--json", action="store_true")
+    bdash.set_defaults(func=cmd_bench)
     bp = bsub.add_parser("pipeline", help="the whole station on synthetic scenes: events found and tags given per kind")
     bp.add_argument("--seeds", default="1,2,3", help="comma-separated scene seeds")
     bp.add_argument("--duration", type=float, default=900.0, help="scene seconds each")

@@ -151,3 +151,23 @@ def test_a_station_that_lost_its_link_shows_offline_until_it_is_back(db):
     row = db.stations()[0]
     assert (row["status_state"], row["status_reason"], row["status_since"]) == ("online", "started", iso(back))
     assert row["last_seen"] == iso(back)
+
+
+@pytest.mark.parametrize("zone", ["Asia/Vladivostok", "Europe/Berlin", "Asia/Kolkata", "UTC"])
+def test_diel_activity_counts_each_detection_in_its_local_hour(db, zone):
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    # Leopards at night, boar by day, over a spring and a summer (Berlin changes its clocks
+    # on 29 March 2026; Vladivostok never does; Kolkata is 5:30 ahead of UTC).
+    starts = [T0 - 86400 * d + 3600 * h + 1800 for d in (0, 100, 200, 250) for h in range(0, 24, 3)]
+    msgs = [detection(t, "leopard" if k % 2 else "prey", "leopard" if k % 2 else "wild boar")
+            for k, t in enumerate(starts)]
+    db.store_batch(msgs)
+    expected: dict[str, list[int]] = {}
+    for msg, t in zip(msgs, starts):
+        hour = datetime.fromtimestamp(t, timezone.utc).astimezone(ZoneInfo(zone)).hour
+        expected.setdefault(msg["species"], [0] * 24)[hour] += 1
+    assert db.diel_activity(zone) == expected
+    leopards_only = db.diel_activity(zone, species="leopard")
+    assert leopards_only == {"leopard": expected["leopard"]}

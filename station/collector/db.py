@@ -23,7 +23,7 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
@@ -94,6 +94,22 @@ def _reason(exc: BaseException) -> str:
 
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else iso(dt.timestamp())
+
+
+def _offsets(zone: ZoneInfo, lo: str | None, hi: str | None) -> set:
+    """The UTC offsets ``zone`` had between two stored (SQLite) times, sampled every 6 hours
+    (no zone keeps an offset for less than that)."""
+    if lo is None or hi is None:
+        return {timedelta(0)}
+    start, end = _utc(lo, "lo"), _utc(hi, "hi")
+    if (end - start).days > 366 * 30:
+        return {timedelta(0), timedelta(1)}  # too long to sample: take the exact path
+    found, t = set(), start
+    while t <= end:
+        found.add(t.astimezone(zone).utcoffset())
+        t += timedelta(hours=6)
+    found.add(end.astimezone(zone).utcoffset())
+    return found
 
 
 class Database:
@@ -569,22 +585,44 @@ class Database:
     def diel_activity(self, timezone_name: str = "UTC", station: str | None = None, species: str | None = None,
                       since: str | float | datetime | None = None,
                       until: str | float | datetime | None = None) -> dict[str, list[int]]:
-        """Detections by hour of day (0-23, local time in ``timezone_name``) per species.
+        """Detections by hour of day (0-23, local time in ``timezone_name``) per species, most
+        detected species first.
 
-        The database groups by UTC hour (one row per species and hour that had any), and
-        each group is put in its local hour here, so daylight-saving changes land right
-        on both engines without per-row work in Python."""
+        PostgreSQL converts each time to the zone itself. SQLite has no time zones: when the
+        zone kept one UTC offset over the detections' time range (Asia/Vladivostok since
+        2014, UTC) the offset is applied in SQL; otherwise (daylight saving) the database
+        groups by UTC hour of each day and each group is put in its local hour here."""
         zone = ZoneInfo(timezone_name)
         where, params = self._where(station, None, species, since, until)
         where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
-        bucket = ("to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')" if self.dialect is POSTGRESQL
-                  else "substr(start_time, 1, 13)")
-        rows = self._rows(f"SELECT species, {bucket} AS hour, COUNT(*) AS n FROM detections{where}"
-                          f" GROUP BY species, {bucket}", params)
         out: dict[str, list[int]] = {}
-        for r in rows:
-            utc = datetime.strptime(r["hour"], "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
-            out.setdefault(r["species"], [0] * 24)[utc.astimezone(zone).hour] += int(r["n"])
+        if self.dialect is POSTGRESQL:
+            rows = self._rows("SELECT species, CAST(EXTRACT(HOUR FROM start_time AT TIME ZONE %(tz)s) AS INTEGER) AS h,"
+                              f" COUNT(*) AS n FROM detections{where} GROUP BY species, h",
+                              params | {"tz": timezone_name})
+            for r in rows:
+                out.setdefault(r["species"], [0] * 24)[r["h"]] += int(r["n"])
+        else:
+            bounds = self._rows(f"SELECT MIN(start_time) AS lo, MAX(start_time) AS hi FROM detections{where}", params)[0]
+            offsets = _offsets(zone, bounds["lo"], bounds["hi"])
+            if len(offsets) == 1:
+                minutes = int(next(iter(offsets)).total_seconds() // 60)
+                local = ("(((CAST(substr(start_time, 12, 2) AS INTEGER) * 60 + CAST(substr(start_time, 15, 2) AS INTEGER)"
+                         " + %(off)s) % 1440) + 1440) % 1440 / 60")
+                rows = self._rows(f"SELECT species, {local} AS h, COUNT(*) AS n FROM detections{where}"
+                                  " GROUP BY species, h", params | {"off": minutes})
+                for r in rows:
+                    out.setdefault(r["species"], [0] * 24)[int(r["h"])] += int(r["n"])
+            else:
+                rows = self._rows(f"SELECT species, substr(start_time, 1, 13) AS hour, COUNT(*) AS n"
+                                  f" FROM detections{where} GROUP BY species, substr(start_time, 1, 13)", params)
+                local_hour: dict[str, int] = {}
+                for r in rows:
+                    h = r["hour"]
+                    if h not in local_hour:
+                        utc = datetime(int(h[0:4]), int(h[5:7]), int(h[8:10]), int(h[11:13]), tzinfo=timezone.utc)
+                        local_hour[h] = utc.astimezone(zone).hour
+                    out.setdefault(r["species"], [0] * 24)[local_hour[h]] += int(r["n"])
         return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
 
     def rejections(self) -> list[dict[str, Any]]:
