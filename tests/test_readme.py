@@ -6,6 +6,8 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -39,11 +41,49 @@ def test_the_demo_command_shows_an_event(tmp_path):
     assert "crossing(s):" in out.stdout
 
 
-def test_every_station_example_in_the_readme_runs(tmp_path):
+class _Hook(BaseHTTPRequestHandler):
+    received: list[bytes] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def collector_toml(tmp_path):
+    """collector.toml for the README's collector examples: a real broker, a database holding
+    one leopard, and an alert URL that a local HTTP server answers."""
+    from station.collector.db import Database
+    from tests.broker import make_broker
+    from tests.collector_data import detection
+
+    broker = make_broker(tmp_path / "broker").start()
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    data = tmp_path / "collector"
+    with Database.open(f"sqlite:///{data}/collector.sqlite3") as db:
+        db.migrate()
+        db.store_batch([detection(1_795_629_731.4)])
+    (tmp_path / "collector.toml").write_text(
+        f'[collector]\ndata_dir = "{data}"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        f'[http]\nport = 0\n[alerts]\nurls = ["json://127.0.0.1:{hook.server_port}/hook"]\n')
+    yield tmp_path / "collector.toml"
+    hook.shutdown()
+    broker.stop()
+
+
+def test_every_station_example_in_the_readme_runs(tmp_path, collector_toml):
     examples = [c for block in code_blocks(README)[1:] for c in commands(block) if c.startswith("station ")]
     assert len(examples) >= 5
     for example in examples:
-        args = shlex.split(example.replace("/tmp/ev", str(tmp_path / "ev")))[1:]
+        args = shlex.split(example.replace("/tmp/ev", str(tmp_path / "ev")).replace("collector.toml", str(collector_toml))
+                           .replace("package/", str(tmp_path / "package")).replace("detections.csv", str(tmp_path / "d.csv")))[1:]
+        if args[:1] == ["collector"]:
+            args += ["--duration", "3"]
         if args[:2] == ["run", "--config"] and args[2] == "station.toml":
             if "--camera" not in args:
                 continue  # needs a Pi camera: the daemon itself is tested elsewhere
@@ -55,6 +95,8 @@ def test_every_station_example_in_the_readme_runs(tmp_path):
         out = subprocess.run([sys.executable, "-m", "station", *args], capture_output=True, text=True,
                              timeout=300, cwd=ROOT)
         assert out.returncode == 0, f"README example failed: {example}\n{out.stderr[-2000:]}"
+    assert _Hook.received, "station alerts test sent nothing"
+    assert (tmp_path / "package" / "datapackage.json").exists() and (tmp_path / "d.csv").exists()
 
 
 def test_the_config_error_shown_in_the_readme_is_what_users_see(tmp_path):

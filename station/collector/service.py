@@ -64,7 +64,7 @@ class CollectorService:
             from station.collector.web.app import create_app
             from station.collector.web.server import HttpServer
             app = create_app(cfg, stats=lambda: service_stats())
-            server = HttpServer(app, cfg.http.host, cfg.http.port)
+            server = HttpServer(app, host=cfg.http.host, port=cfg.http.port)
         service = cls(cfg, ingest, alerter, server)
 
         def service_stats() -> dict[str, Any]:
@@ -81,11 +81,7 @@ class CollectorService:
 
     @property
     def url(self) -> str | None:
-        if self.http is None:
-            return None
-        host = self.cfg.http.host
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
-        return f"http://{shown}:{self.http.port}/"
+        return None if self.http is None else self.http.url + "/"
 
     def stats(self) -> dict[str, Any]:
         out = {"collector_id": self.cfg.collector.id, "ingest": self.ingest.stats()}
