@@ -320,10 +320,10 @@ class Database:
 
     _DETECTION = """
         INSERT INTO detections (event_id, station_id, deployment_id, tag, species, label, confidence,
-            classification_status, start_time, end_time, latitude, longitude, model_name, sent_at,
+            classification_status, start_time, start_minute, end_time, latitude, longitude, model_name, sent_at,
             received_at, payload)
         VALUES (%(event_id)s, %(station_id)s, %(deployment_id)s, %(tag)s, %(species)s, %(label)s,
-            %(confidence)s, %(classification_status)s, %(start_time)s, %(end_time)s, %(latitude)s,
+            %(confidence)s, %(classification_status)s, %(start_time)s, %(start_minute)s, %(end_time)s, %(latitude)s,
             %(longitude)s, %(model_name)s, %(sent_at)s, %(received_at)s, %(payload)s)
         ON CONFLICT (event_id) DO NOTHING"""
 
@@ -368,12 +368,14 @@ class Database:
         for p in detections:
             what = f"detection {p.get('event_id')!r} from station {p.get('station_id')!r}"
             location, model = p.get("location") or {}, p.get("model") or {}
+            start = _utc(p.get("start"), f"{what}: start")
             rows.append({
                 "event_id": p.get("event_id"), "station_id": p.get("station_id"),
                 "deployment_id": p.get("deployment_id"), "tag": p.get("tag"),
                 "species": p.get("species"), "label": p.get("label"), "confidence": p.get("confidence"),
                 "classification_status": p.get("classification_status"),
-                "start_time": self._time(p.get("start"), f"{what}: start"),
+                "start_time": self._time(start, f"{what}: start"),
+                "start_minute": None if start is None else start.hour * 60 + start.minute,
                 "end_time": self._time(p.get("end"), f"{what}: end"),
                 "latitude": location.get("latitude"), "longitude": location.get("longitude"),
                 "uncertainty": location.get("coordinate_uncertainty_m"), "model_name": model.get("name"),
@@ -588,41 +590,40 @@ class Database:
         """Detections by hour of day (0-23, local time in ``timezone_name``) per species, most
         detected species first.
 
-        PostgreSQL converts each time to the zone itself. SQLite has no time zones: when the
-        zone kept one UTC offset over the detections' time range (Asia/Vladivostok since
-        2014, UTC) the offset is applied in SQL; otherwise (daylight saving) the database
-        groups by UTC hour of each day and each group is put in its local hour here."""
+        When the zone kept one UTC offset over the detections' time range (Asia/Vladivostok
+        since 2014, UTC), the offset is added to the indexed ``start_minute`` in SQL. Otherwise
+        (daylight saving) PostgreSQL converts each time to the zone itself, and SQLite, which
+        has no time zones, groups by UTC hour of each day and each group is put in its local
+        hour here."""
         zone = ZoneInfo(timezone_name)
         where, params = self._where(station, None, species, since, until)
         where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
         out: dict[str, list[int]] = {}
-        if self.dialect is POSTGRESQL:
+        bounds = self._rows(f"SELECT MIN(start_time) AS lo, MAX(start_time) AS hi FROM detections{where}", params)[0]
+        offsets = _offsets(zone, bounds["lo"], bounds["hi"])
+        if len(offsets) == 1:  # one UTC offset over the range: integer arithmetic on the index
+            minutes = int(next(iter(offsets)).total_seconds() // 60)
+            mod = "%%" if self.dialect is POSTGRESQL else "%"  # psycopg reads a lone % as a placeholder
+            rows = self._rows(f"SELECT species, ((start_minute + %(off)s) {mod} 1440 + 1440) {mod} 1440 / 60 AS h,"
+                              f" COUNT(*) AS n FROM detections{where} GROUP BY species, h", params | {"off": minutes})
+            for r in rows:
+                out.setdefault(r["species"], [0] * 24)[int(r["h"])] += int(r["n"])
+        elif self.dialect is POSTGRESQL:
             rows = self._rows("SELECT species, CAST(EXTRACT(HOUR FROM start_time AT TIME ZONE %(tz)s) AS INTEGER) AS h,"
                               f" COUNT(*) AS n FROM detections{where} GROUP BY species, h",
                               params | {"tz": timezone_name})
             for r in rows:
                 out.setdefault(r["species"], [0] * 24)[r["h"]] += int(r["n"])
         else:
-            bounds = self._rows(f"SELECT MIN(start_time) AS lo, MAX(start_time) AS hi FROM detections{where}", params)[0]
-            offsets = _offsets(zone, bounds["lo"], bounds["hi"])
-            if len(offsets) == 1:
-                minutes = int(next(iter(offsets)).total_seconds() // 60)
-                local = ("(((CAST(substr(start_time, 12, 2) AS INTEGER) * 60 + CAST(substr(start_time, 15, 2) AS INTEGER)"
-                         " + %(off)s) % 1440) + 1440) % 1440 / 60")
-                rows = self._rows(f"SELECT species, {local} AS h, COUNT(*) AS n FROM detections{where}"
-                                  " GROUP BY species, h", params | {"off": minutes})
-                for r in rows:
-                    out.setdefault(r["species"], [0] * 24)[int(r["h"])] += int(r["n"])
-            else:
-                rows = self._rows(f"SELECT species, substr(start_time, 1, 13) AS hour, COUNT(*) AS n"
-                                  f" FROM detections{where} GROUP BY species, substr(start_time, 1, 13)", params)
-                local_hour: dict[str, int] = {}
-                for r in rows:
-                    h = r["hour"]
-                    if h not in local_hour:
-                        utc = datetime(int(h[0:4]), int(h[5:7]), int(h[8:10]), int(h[11:13]), tzinfo=timezone.utc)
-                        local_hour[h] = utc.astimezone(zone).hour
-                    out.setdefault(r["species"], [0] * 24)[local_hour[h]] += int(r["n"])
+            rows = self._rows(f"SELECT species, substr(start_time, 1, 13) AS hour, COUNT(*) AS n"
+                              f" FROM detections{where} GROUP BY species, substr(start_time, 1, 13)", params)
+            local_hour: dict[str, int] = {}
+            for r in rows:
+                h = r["hour"]
+                if h not in local_hour:
+                    utc = datetime(int(h[0:4]), int(h[5:7]), int(h[8:10]), int(h[11:13]), tzinfo=timezone.utc)
+                    local_hour[h] = utc.astimezone(zone).hour
+                out.setdefault(r["species"], [0] * 24)[local_hour[h]] += int(r["n"])
         return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
 
     def rejections(self) -> list[dict[str, Any]]:

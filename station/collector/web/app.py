@@ -1,0 +1,269 @@
+"""The collector's HTTP app: a read-only JSON API and the researchers' dashboard.
+
+    app = create_app(cfg, stats=ingest.stats)   # Starlette (ASGI); HttpServer runs it
+
+Every route answers GET (and HEAD) only. Without a token a view is public: stations
+are generalised as ``[privacy]`` says; a valid ``Authorization: Bearer TOKEN`` gives the
+exact view; a wrong token is refused (401) rather than quietly served the public view,
+and with ``[http] public = false`` every API request needs one. Routes and parameters:
+docs/collector-api.md (and ``/api/openapi.json``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from station.collector.db import MAX_LIMIT, Database, StorageError
+from station.collector.privacy import LocationPolicy
+from station.collector.web import params as p
+from station.collector.web.auth import TokenFileError, Tokens, Unauthorized
+from station.collector.web.databases import Databases
+from station.collector.web.openapi import openapi
+from station.collector.web.views import detection_item, station_item
+from station.config.collector import CollectorConfig
+from station.log import get_logger
+
+log = get_logger("collector.http")
+STATIC = Path(__file__).parent / "static"
+THUMBNAIL_MAX_AGE_S = 7 * 86400  # a stored thumbnail never changes
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = (
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("permissions-policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+)
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, and a Cache-Control to those without
+    one: API answers are never stored (a restricted view must not linger in a cache)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/") or scope["path"] == "/"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS:
+                    headers[name] = value
+                if "cache-control" not in headers:
+                    headers["cache-control"] = "no-cache" if static else "no-store"
+                if not static:
+                    headers.add_vary_header("Authorization")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status, **extra}, status_code=status, headers=headers)
+
+
+class _Api:
+    """The route handlers; each runs on a worker thread with its own database connection."""
+
+    def __init__(self, cfg: CollectorConfig, stats: Callable[[], dict] | None, databases: Databases):
+        self.cfg, self.stats, self.databases = cfg, stats, databases
+        self.tokens = Tokens(cfg.http.token_file)
+        self.policy = LocationPolicy(cfg.privacy)
+        self.thumbnails_dir = cfg.collector.thumbnails_dir.absolute()
+
+    def guarded(self, handler: Callable[[Request, Database, bool], Response]) -> Callable[[Request], Response]:
+        """A handler behind the token check, with a database; errors become JSON answers."""
+        @functools.wraps(handler)
+        def endpoint(request: Request) -> Response:
+            try:
+                exact = self.tokens.exact_view(request.headers.get("authorization"), public=self.cfg.http.public)
+                try:
+                    with self.databases.connection() as db:
+                        return handler(request, db, exact)
+                except StorageError:
+                    if not self.databases.pooled:
+                        raise
+                # A pooled connection may have died with its server (a restart): once more, on a
+                # new one. Safe: every route only reads.
+                with self.databases.connection() as db:
+                    return handler(request, db, exact)
+            except Unauthorized as exc:
+                challenge = 'Bearer realm="camtrap-collector"' + (f', error="{exc.error}"' if exc.error else "")
+                return _error(401, str(exc), {"WWW-Authenticate": challenge})
+            except p.BadParameter as exc:
+                return _error(400, str(exc), parameter=exc.parameter)
+            except TokenFileError as exc:
+                log.error("cannot check tokens", error=str(exc))
+                return _error(503, "tokens cannot be checked right now; the collector's log says why")
+            except StorageError as exc:
+                log.error("database unavailable to the API", path=request.url.path, error=str(exc))
+                return _error(503, f"database unavailable: {exc}")
+        return endpoint
+
+    def _sensitive(self, db: Database, exact: bool) -> set[str] | None:
+        return set() if exact else self.policy.sensitive_stations(db)
+
+    def _privacy(self, exact: bool) -> dict[str, Any]:
+        return {"location_generalised": not exact, "grid_deg": None if exact else self.policy.grid_deg}
+
+    # -- routes ---------------------------------------------------------------------
+
+    DETECTION_FILTERS = {"station": p.text, "tag": p.tag, "species": p.text, "since": p.time, "until": p.time}
+
+    def detections(self, request: Request, db: Database, exact: bool) -> Response:
+        q = p.parse(request.query_params, self.DETECTION_FILTERS | {"limit": p.integer(1, MAX_LIMIT),
+                                                                    "offset": p.integer(0)},
+                    {"limit": 50, "offset": 0})
+        filters = {k: q[k] for k in self.DETECTION_FILTERS}
+        rows = db.query_detections(**filters, limit=q["limit"], offset=q["offset"])
+        total = db.count_detections(**filters)
+        sensitive = self._sensitive(db, exact)
+        return JSONResponse({**self._privacy(exact), "total": total, "limit": q["limit"], "offset": q["offset"],
+                             "items": [detection_item(r, self.policy, exact=exact, sensitive=sensitive)
+                                       for r in rows]})
+
+    def detection(self, request: Request, db: Database, exact: bool) -> Response:
+        p.parse(request.query_params, {})
+        event_id = request.path_params["event_id"]
+        row = db.detection(event_id) if len(event_id) <= 64 else None
+        if row is None:
+            return _error(404, f"no detection with event_id {event_id[:64]!r}")
+        item = detection_item(row, self.policy, exact=exact, sensitive=self._sensitive(db, exact))
+        return JSONResponse({**self._privacy(exact), "item": item})
+
+    def stations(self, request: Request, db: Database, exact: bool) -> Response:
+        p.parse(request.query_params, {})
+        now, sensitive = datetime.now(timezone.utc), self._sensitive(db, exact)
+        items = [station_item(r, self.policy, exact=exact, sensitive=sensitive, now=now) for r in db.stations()]
+        return JSONResponse({**self._privacy(exact), "items": items})
+
+    def species(self, request: Request, db: Database, exact: bool) -> Response:
+        q = p.parse(request.query_params, {"station": p.text, "since": p.time, "until": p.time})
+        counts = db.counts_by_species(**q)
+        return JSONResponse({"total": sum(counts.values()),
+                             "items": [{"species": name, "count": n} for name, n in counts.items()]})
+
+    def diel(self, request: Request, db: Database, exact: bool) -> Response:
+        q = p.parse(request.query_params, {"species": p.text, "station": p.text, "since": p.time, "until": p.time,
+                                           "tz": p.time_zone}, {"tz": self.cfg.http.timezone})
+        zone = q.pop("tz")
+        by_species = db.diel_activity(zone, **q)
+        return JSONResponse({"timezone": zone, "hours": list(range(24)),
+                             "series": [{"species": name, "counts": counts, "total": sum(counts)}
+                                        for name, counts in by_species.items()]})
+
+    def collector(self, request: Request, db: Database, exact: bool) -> Response:
+        p.parse(request.query_params, {})
+        rejections = db.rejections()
+        if not exact:  # a refused message's detail may quote its payload
+            rejections = [{k: v for k, v in r.items() if k != "last_detail"} for r in rejections]
+        migrations = db.migrations()
+        stats = None
+        if self.stats is not None:
+            try:  # the ingest's counters, read from another thread: never let them break the page
+                stats = json.loads(json.dumps(self.stats(), default=str))
+            except Exception as exc:  # noqa: BLE001 (reported, and the rest of the answer stands)
+                log.warning("ingest counters unavailable", error=repr(exc))
+                stats = {"error": f"counters unavailable: {exc}"}
+        return JSONResponse({"stats": stats,
+                             "database": {"engine": db.dialect.name,
+                                          "schema_version": migrations[-1]["version"] if migrations else 0},
+                             "rejections": rejections})
+
+    def thumbnail(self, request: Request, db: Database, exact: bool) -> Response:
+        p.parse(request.query_params, {})
+        event_id = request.path_params["event_id"]
+        row = db.thumbnail(event_id) if len(event_id) <= 64 else None
+        if row is None:
+            return _error(404, f"no thumbnail for event_id {event_id[:64]!r}")
+        # The file name comes from the database (the collector made it), never from the URL.
+        path = (self.thumbnails_dir / row["file"]).resolve()
+        if not path.is_relative_to(self.thumbnails_dir.resolve()) or not path.is_file():
+            log.warning("thumbnail file missing", id=event_id, file=row["file"])
+            return _error(404, f"the thumbnail of event_id {event_id!r} is recorded but its file is missing")
+        scope = "public" if self.cfg.http.public else "private"
+        return FileResponse(path, media_type="image/jpeg",
+                            headers={"Cache-Control": f"{scope}, max-age={THUMBNAIL_MAX_AGE_S}, immutable"})
+
+    def healthz(self, request: Request) -> Response:
+        try:
+            with self.databases.connection() as db:
+                migrations = db.migrations()
+        except StorageError as exc:
+            return JSONResponse({"ok": False, "error": f"database unavailable: {exc}"}, status_code=503)
+        return JSONResponse({"ok": True, "schema_version": migrations[-1]["version"] if migrations else 0})
+
+    def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi(public=self.cfg.http.public, timezone=self.cfg.http.timezone))
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: f"no such page: {request.url.path}",
+               405: f"method {request.method} not allowed: this API is read-only (GET)"}.get(
+        exc.status_code, str(exc.detail))
+    return _error(exc.status_code, message, dict(exc.headers or {}))
+
+
+def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None) -> Starlette:
+    """The API and dashboard over the database of ``cfg``; ``stats`` gives the ingest's live
+    counters for ``/api/collector``. Raises :class:`TokenFileError` for an unreadable token
+    file and ValueError for a private collector without one."""
+    if not cfg.http.public and cfg.http.token_file is None:
+        raise ValueError("http.public = false needs http.token_file: nobody could read the API")
+    databases = Databases(cfg.collector.sqlite_resolved_url())
+    api = _Api(cfg, stats, databases)
+
+    def dashboard(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    def get(path: str, endpoint: Callable[..., Response]) -> Route:
+        return Route(path, endpoint, methods=["GET"])
+
+    routes = [
+        get("/", dashboard),
+        get("/healthz", api.healthz),
+        get("/api/openapi.json", api.openapi),
+        get("/api/detections", api.guarded(api.detections)),
+        get("/api/detections/{event_id}", api.guarded(api.detection)),
+        get("/api/stations", api.guarded(api.stations)),
+        get("/api/species", api.guarded(api.species)),
+        get("/api/diel", api.guarded(api.diel)),
+        get("/api/collector", api.guarded(api.collector)),
+        get("/thumbnails/{event_id}.jpg", api.guarded(api.thumbnail)),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            databases.close()
+
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
+                     exception_handlers={HTTPException: _http_error}, lifespan=lifespan)

@@ -1,0 +1,64 @@
+"""An OpenAPI 3.1 description of the API, served at ``/api/openapi.json``.
+
+Written by hand (a dozen GET routes), kept beside the handlers; a test checks that every
+API route is described and every described route exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from station.collector.db import MAX_LIMIT
+from station.config.collector import TAGS
+
+
+def _param(name: str, description: str, schema: dict[str, Any], where: str = "query") -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "description": description, "schema": schema}
+
+
+_TIME = {"type": "string", "format": "date-time"}
+_STATION = _param("station", "Station id.", {"type": "string"})
+_SPECIES = _param("species", "Species, as the station's classifier names it (e.g. leopard, sika deer).",
+                  {"type": "string"})
+_SINCE = _param("since", "Detections starting at or after this RFC 3339 time (or date).", _TIME)
+_UNTIL = _param("until", "Detections starting before this RFC 3339 time (or date).", _TIME)
+_EVENT = _param("event_id", "The event's id (UUIDv7).", {"type": "string"}, "path")
+
+
+def _get(summary: str, parameters: list[dict[str, Any]], content: str = "application/json",
+         restricted: bool = True) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {content: {}}}}
+    if parameters:
+        responses["400"] = {"description": "A bad parameter; the answer names it (`parameter`)."}
+    if restricted:
+        responses["401"] = {"description": "A token that is not valid (or none, on a private collector)."}
+        responses["503"] = {"description": "The database is unavailable."}
+    return {"get": {"summary": summary, "parameters": parameters, "responses": responses}}
+
+
+def openapi(*, public: bool, timezone: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Camera-trap collector API", "version": "1",
+                 "description": "Read-only. Without a token, station coordinates are generalised to a grid "
+                                "(location privacy); `Authorization: Bearer TOKEN` gives exact ones."
+                                + ("" if public else " This collector is private: every request needs a token.")},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": ([{}, {"bearer": []}] if public else [{"bearer": []}]),
+        "paths": {
+            "/api/detections": _get("Detections, newest first", [
+                _STATION, _param("tag", "Tag.", {"enum": list(TAGS)}), _SPECIES, _SINCE, _UNTIL,
+                _param("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                                               "default": 50}),
+                _param("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "default": 0})]),
+            "/api/detections/{event_id}": _get("One detection (404 if unknown)", [_EVENT]),
+            "/api/stations": _get("Stations: last status, last heard, disk, outbox, health, location", []),
+            "/api/species": _get("Detections per species, most first", [_STATION, _SINCE, _UNTIL]),
+            "/api/diel": _get("Detections per hour of day (0-23, local time) per species", [
+                _SPECIES, _STATION, _SINCE, _UNTIL,
+                _param("tz", f"IANA time zone of the hours (default {timezone}).", {"type": "string"})]),
+            "/api/collector": _get("The ingest's counters and refused messages", []),
+            "/thumbnails/{event_id}.jpg": _get("An event's thumbnail", [_EVENT], "image/jpeg"),
+            "/healthz": _get("Liveness: the database answers", [], restricted=False),
+        },
+    }

@@ -1,0 +1,106 @@
+"""Query parameters of the API: each one parsed and checked, every problem named.
+
+    spec = {"tag": tag, "limit": integer(1, 1000, default=50)}
+    values = parse(request.query_params, spec)        # or raises BadParameter("limit", "...")
+
+A parameter given empty (``?species=``, as an HTML form sends "any") counts as not given.
+A parameter the route does not know is an error rather than silently ignored: a typo
+such as ``?specie=leopard`` would otherwise return every detection.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from starlette.datastructures import QueryParams
+
+from station.config.collector import TAGS
+
+MAX_TEXT = 200
+# RFC 3339 date-time (seconds required, fraction optional, Z or an offset), or a full-date.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2}))?$")
+# '+' unescaped in a URL arrives as a space: "2026-11-25T00:00:00 10:00".
+_PLUS_AS_SPACE = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")
+
+
+class BadParameter(ValueError):
+    """A query parameter the API cannot use; ``str()`` is the sentence for the client."""
+
+    def __init__(self, parameter: str, problem: str):
+        super().__init__(f"{parameter}: {problem}")
+        self.parameter = parameter
+
+
+Parser = Callable[[str, str], Any]  # (name, raw text) -> value, or raises BadParameter
+
+
+def text(name: str, raw: str) -> str:
+    if len(raw) > MAX_TEXT:
+        raise BadParameter(name, f"longer than {MAX_TEXT} characters")
+    if any(ord(ch) < 32 for ch in raw):
+        raise BadParameter(name, "contains control characters")
+    return raw
+
+
+def tag(name: str, raw: str) -> str:
+    if raw not in TAGS:
+        raise BadParameter(name, f"{raw[:40]!r} is not a tag (one of: {', '.join(TAGS)})")
+    return raw
+
+
+def time(name: str, raw: str) -> datetime:
+    value = raw
+    plus = _PLUS_AS_SPACE.match(value)
+    if plus:
+        value = f"{plus.group(1)}+{plus.group(2)}"
+    if not _RFC3339.match(value):
+        raise BadParameter(name, f"{raw[:40]!r} is not an RFC 3339 time (e.g. 2026-11-25T00:00:00Z, "
+                                 f"2026-11-25T09:00:00%2B10:00 with '+' written %2B, or 2026-11-25)")
+    try:
+        dt = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadParameter(name, f"{raw[:40]!r} is not a valid date or time") from None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def time_zone(name: str, raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadParameter(name, f"{raw[:40]!r} is not a known IANA time zone "
+                                 f"(e.g. Asia/Vladivostok, UTC)") from None
+    return raw
+
+
+def integer(low: int, high: int | None = None) -> Parser:
+    def parse_int(name: str, raw: str) -> int:
+        if not re.fullmatch(r"[+-]?\d{1,12}", raw):
+            raise BadParameter(name, f"{raw[:40]!r} is not a whole number")
+        value = int(raw)
+        if value < low or (high is not None and value > high):
+            allowed = f"{low}..{high}" if high is not None else f">= {low}"
+            raise BadParameter(name, f"{value} is out of range ({allowed})")
+        return value
+    return parse_int
+
+
+def parse(query: QueryParams, spec: Mapping[str, Parser], defaults: Mapping[str, Any] | None = None
+          ) -> dict[str, Any]:
+    """The parameters of ``spec`` (None, or the default, when not given); raises
+    :class:`BadParameter` for an unknown, repeated or bad one."""
+    values: dict[str, Any] = {name: None for name in spec} | dict(defaults or {})
+    for name in query.keys():
+        if name not in spec:
+            allowed = ", ".join(spec) if spec else "none"
+            raise BadParameter(name[:40], f"unknown parameter (allowed here: {allowed})")
+        given = query.getlist(name)
+        if len(given) > 1:
+            raise BadParameter(name, "given more than once")
+        if given[0] != "":
+            values[name] = spec[name](name, given[0])
+    if values.get("since") is not None and values.get("until") is not None and values["until"] <= values["since"]:
+        raise BadParameter("until", "must be later than since")
+    return values
