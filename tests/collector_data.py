@@ -9,6 +9,8 @@ auth; each test gets a fresh schema). A test module uses them by importing ``db_
 
 from __future__ import annotations
 
+import contextlib
+
 import uuid
 from urllib.parse import quote
 
@@ -99,11 +101,9 @@ def _postgres_admin():
         pytest.skip(_pg_problem[0])
 
 
-@pytest.fixture
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/collector/camtrap.db"
-        return
+@contextlib.contextmanager
+def postgres_schema():
+    """The URL of a fresh schema on the real PostgreSQL, dropped afterwards (skips without one)."""
     admin = _postgres_admin()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -112,6 +112,22 @@ def db_url(request, tmp_path):
     finally:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+@pytest.fixture
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/collector/camtrap.db"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url():
+    """PostgreSQL only (shared subscriptions, connection loss, what only PostgreSQL refuses)."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

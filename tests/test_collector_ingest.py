@@ -8,13 +8,10 @@ a test kills one, as ``station collector`` subprocesses.
 from __future__ import annotations
 
 import base64
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import cv2
@@ -31,8 +28,8 @@ from station.config.collector import parse_collector_config
 from station.feed import messages as m
 from station.feed.topics import Topics
 from tests.broker import make_broker
-from tests.collector_data import (PG_URL, T0, _postgres_admin, db_url, detection, health,  # noqa: F401 (fixture)
-                                  pytest_generate_tests, status)
+from tests.collector_data import (T0, _postgres_admin, db_url, detection, health,  # noqa: F401 (fixtures)
+                                  pg_url, pytest_generate_tests, status)
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "camtrap/v1"
@@ -161,19 +158,6 @@ def test_intake_names_what_is_wrong_with_each_bad_message():
 
 
 # -- in-process collector ----------------------------------------------------------------
-
-@pytest.fixture
-def pg_url():
-    """A fresh schema on the real PostgreSQL, dropped afterwards."""
-    admin = _postgres_admin()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
-
 
 def test_detections_status_health_and_thumbnails_from_many_stations_are_stored_once(
         db_url, broker, stations, ingest_factory, tmp_path):

@@ -45,16 +45,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from station.collector.db import BatchResult, Database, Rejection, StorageError, ThumbnailRow
 from station.collector.intake import Accepted, admit
 from station.collector.thumbnails import ThumbnailFileError, ThumbnailStore
 from station.config.collector import CollectorConfig
 from station.feed.messages import ThumbnailError
-from station.feed.publisher import build_tls_context, read_password
+from station.feed.publisher import build_tls_context, connect_async, new_client, read_password
 from station.feed.topics import all_stations
 from station.log import get_logger
 
@@ -105,20 +102,7 @@ class Ingest:
 
     # -- client ----------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        cfg = self.cfg.mqtt
-        v5 = cfg.protocol == "5"
-        kwargs: dict[str, Any] = {"callback_api_version": CallbackAPIVersion.VERSION2,
-                                  "client_id": self.client_id, "manual_ack": True,
-                                  "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311}
-        if not v5:
-            kwargs["clean_session"] = cfg.clean_start
-        client = mqtt.Client(**kwargs)
-        client.suppress_exceptions = True
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, self._password)
-        if self._tls is not None:
-            client.tls_set_context(self._tls)
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        client = new_client(self.cfg.mqtt, self.client_id, password=self._password, tls=self._tls, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -132,14 +116,7 @@ class Ingest:
             url = db.url
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         self._writer.start()
-        if cfg.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = cfg.session_expiry_s
-            props.ReceiveMaximum = self.cfg.mqtt.receive_maximum
-            self._client.connect_async(cfg.host, cfg.port, cfg.keepalive_s, clean_start=cfg.clean_start,
-                                       properties=props)
-        else:
-            self._client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
+        connect_async(self._client, cfg, receive_maximum=cfg.receive_maximum)
         self._client.loop_start()
         log.info("collector ingest starting", host=cfg.host, port=cfg.port, client_id=self.client_id,
                  shared_group=cfg.shared_group, database=_redact(url))

@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from station.config.mqtt import MqttSection
+from station.config.mqtt import BrokerSection, MqttSection
 from station.feed.outbox import Outbox, OutboxRow
 from station.log import get_logger
 
@@ -67,7 +67,7 @@ def _read(key: str, path: Path) -> bytes:
         raise FeedConfigError(key, f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
-def read_password(cfg: MqttSection) -> str | None:
+def read_password(cfg: BrokerSection) -> str | None:
     if cfg.password is not None:
         return cfg.password.get_secret_value()
     if cfg.password_file is None:
@@ -89,7 +89,7 @@ def _pem(key: str, path: Path, marker: bytes, what: str) -> str:
     return data.decode("ascii", errors="replace")
 
 
-def build_tls_context(cfg: MqttSection) -> ssl.SSLContext | None:
+def build_tls_context(cfg: BrokerSection) -> ssl.SSLContext | None:
     """The client's TLS context, or None without TLS. Every failure names its key."""
     if not cfg.tls:
         return None
@@ -127,11 +127,43 @@ def build_tls_context(cfg: MqttSection) -> ssl.SSLContext | None:
     return ctx
 
 
-def check_settings(cfg: MqttSection) -> None:
+def check_settings(cfg: BrokerSection) -> None:
     """Raise :class:`FeedConfigError` if the password file or TLS files cannot work
     (for ``station config check`` and the daemon's start-up)."""
     read_password(cfg)
     build_tls_context(cfg)
+
+
+def new_client(cfg: BrokerSection, client_id: str, *, password: str | None, tls: ssl.SSLContext | None,
+               **kwargs: Any) -> mqtt.Client:
+    """A paho-mqtt 2 client for ``cfg`` (protocol, session, credentials, TLS, reconnect
+    backoff); the station's publisher and the collector's ingest add their callbacks."""
+    v5 = cfg.protocol == "5"
+    args: dict[str, Any] = {"callback_api_version": CallbackAPIVersion.VERSION2, "client_id": client_id,
+                            "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311, **kwargs}
+    if not v5:
+        args["clean_session"] = cfg.clean_start
+    client = mqtt.Client(**args)
+    client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, password)
+    if tls is not None:
+        client.tls_set_context(tls)
+    client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+    return client
+
+
+def connect_async(client: mqtt.Client, cfg: BrokerSection, receive_maximum: int | None = None) -> None:
+    """Start connecting (paho's loop retries): MQTT 5 with the session expiry (and Receive
+    Maximum, when given) as CONNECT properties."""
+    if cfg.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = cfg.session_expiry_s
+        if receive_maximum is not None:
+            props.ReceiveMaximum = receive_maximum
+        client.connect_async(cfg.host, cfg.port, cfg.keepalive_s, clean_start=cfg.clean_start, properties=props)
+    else:
+        client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
 
 
 # -- the publisher -------------------------------------------------------------------------
@@ -186,21 +218,9 @@ class Publisher:
         outbox.add_listener(self.wake)
 
     def _make_client(self, will: tuple[str, bytes | str] | None) -> mqtt.Client:
-        v5 = self.cfg.protocol == "5"
-        kwargs: dict[str, Any] = {"callback_api_version": CallbackAPIVersion.VERSION2,
-                                  "client_id": self.client_id,
-                                  "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311}
-        if not v5:
-            kwargs["clean_session"] = self.cfg.clean_start
-        client = mqtt.Client(**kwargs)
-        client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
-        if self.cfg.username is not None:
-            client.username_pw_set(self.cfg.username, self._password)
-        if self._tls is not None:
-            client.tls_set_context(self._tls)
+        client = new_client(self.cfg, self.client_id, password=self._password, tls=self._tls)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
-        client.reconnect_delay_set(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s)
         client.max_inflight_messages_set(self.cfg.max_inflight)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
@@ -218,13 +238,7 @@ class Publisher:
         with self._cond:
             self._closing = self._stopping = False
             self._cursor, self._more = 0, True
-        if cfg.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = cfg.session_expiry_s
-            self._client.connect_async(cfg.host, cfg.port, cfg.keepalive_s,
-                                       clean_start=cfg.clean_start, properties=props)
-        else:
-            self._client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
+        connect_async(self._client, cfg)
         self._started = True
         self._client.loop_start()
         self._sender = threading.Thread(target=self._run, name="feed-sender", daemon=True)
