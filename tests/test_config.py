@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from station.config import ConfigError, load_config, parse_config
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, ROOT
 
 GOOD_STATION = {"id": "s1", "deployment_id": "d1", "latitude": 43.0, "longitude": 134.0}
 
@@ -122,3 +122,28 @@ def test_daemon_refuses_to_start_half_configured(tmp_path: Path, station_cmd):
     assert out.returncode == 2
     assert "station.deployment_id: required key is missing" in out.stderr
     assert not (tmp_path / "data").exists()
+
+
+# -- the collector's config ---------------------------------------------------------------
+
+def test_the_example_collector_config_is_valid_and_its_defaults_hold():
+    from station.config.collector import load_collector_config
+
+    cfg = load_collector_config(ROOT / "deploy" / "collector.example.toml")
+    assert cfg.mqtt.clean_start is False and cfg.mqtt.protocol == "5"
+    assert cfg.privacy.grid_deg == 0.1 and cfg.privacy.scope == "all"
+    assert cfg.collector.sqlite_resolved_url() == "sqlite:////var/lib/camtrap-collector/collector.sqlite3"
+
+
+def test_collector_config_errors_name_each_key(tmp_path):
+    from station.config.collector import load_collector_config
+
+    bad = tmp_path / "collector.toml"
+    bad.write_text('[collector]\ndatabase_url = "mysql://x"\nbatchmax = 5\n[http]\ntimezone = "Asia/Vladivostock"\n'
+                   '[mqtt]\nshared_group = "a/b"\n[alerts]\ntags = ["leopard", "dragon"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_collector_config(bad)
+    text = str(err.value)
+    for key in ("collector.database_url", "collector.batchmax: unknown key", "http.timezone",
+                "mqtt.shared_group", "alerts.tags.1"):
+        assert key in text, (key, text)
