@@ -12,7 +12,7 @@ import pytest
 from station.collector.db import BatchResult, Database, StorageError
 from station.collector.migrations import discover
 from station.events.model import iso
-from tests.collector_data import (DEPLOYMENT, MODEL, PG_URL, T0, db, db_url, detection,  # noqa: F401 (fixtures)
+from tests.collector_data import (DEPLOYMENT, MODEL, PG_URL, T0, db, db_url, detection, pg_url,  # noqa: F401 (fixtures)
                                   health, pytest_generate_tests, station, status)
 
 
@@ -171,3 +171,41 @@ def test_diel_activity_counts_each_detection_in_its_local_hour(db, zone):
     assert db.diel_activity(zone) == expected
     leopards_only = db.diel_activity(zone, species="leopard")
     assert leopards_only == {"leopard": expected["leopard"]}
+
+
+def test_two_collectors_storing_crossing_batches_do_not_deadlock(pg_url):
+    """Status and health reach every collector of a shared group: batches that touch the
+    same stations in opposite orders run at once on two connections."""
+    import threading
+
+    first, second = Database.open(pg_url), Database.open(pg_url)
+    first.migrate()
+    errors: list[str] = []
+
+    def store(db: Database, order: list[str], offset: float) -> None:
+        for k in range(40):
+            try:
+                db.store_batch([detection(T0 + offset + k, station_id=order[0])], [],
+                               [health(T0 + offset + k + 0.5, station_id=s) for s in order])
+            except StorageError as exc:
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=store, args=(first, ["st-a", "st-b", "st-c"], 0)),
+               threading.Thread(target=store, args=(second, ["st-c", "st-b", "st-a"], 1000))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    first.close(), second.close()
+    assert errors == []
+
+
+def test_a_thumbnail_shows_only_with_a_detection_of_the_station_that_sent_it(db):
+    from station.collector.db import ThumbnailRow
+
+    det = detection(T0)
+    forged = ThumbnailRow(event_id=det["event_id"], station_id="intruder-01", file="ab/" + "ab" * 32 + ".jpg",
+                          bytes=10, width=4, height=4, sha256="ab" * 32)
+    db.store_batch([det], thumbnails=[forged])
+    assert db.thumbnail(det["event_id"]) is None
+    assert db.query_detections()[0]["has_thumbnail"] is False

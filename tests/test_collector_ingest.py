@@ -366,3 +366,54 @@ def test_two_collectors_share_the_load_on_postgresql_and_one_can_die(pg_url, bro
     # Each collector took a real share (a's count is since its restart).
     assert stored_counts(tmp_path / "b.log") > 300
     assert stored_counts(tmp_path / "a.log") > 0
+
+
+# -- hostile and unlucky input (found in review) -----------------------------------------
+
+def test_hostile_payloads_are_rejected_without_holding_up_their_neighbours(db_url, broker, stations, ingest_factory):
+    ingest = ingest_factory(db_url)
+    t = topic("lazovsky-07", "detection")
+    good = [detection(T0 + k) for k in range(4)]
+    huge_int = m.encode(good[0])[:-1] + b', "n": ' + b"9" * 5000 + b"}"
+    deep = m.encode({**detection(T0 + 50), "extra": {"x": json_nest(200)}})
+    odd_keys = [{**detection(T0 + 60), "le\u0000opard": 1}, {**detection(T0 + 61), "\ud800": 1}]
+    items = [(t, good[0]), (t, huge_int), (t, good[1]), (t, deep), (t, good[2])]
+    items += [(t, _dumps(k)) for k in odd_keys]
+    items += [(t, good[3])]
+    stations.publish_all(items)
+    wait_until(lambda: ingest.counters["acked"] >= len(items), what="every message acknowledged")
+    assert count(db_url) == 4
+    assert ingest.rejected == {"not_json": 2, "invalid": 2}
+    assert ingest.counters.get("writer_errors", 0) == 0
+    with Database.open(db_url) as db:
+        assert sum(r["count"] for r in db.rejections()) == 4
+
+
+def json_nest(depth: int):
+    node: object = 1
+    for _ in range(depth):
+        node = [node]
+    return node
+
+
+def _dumps(payload: dict) -> bytes:
+    import json
+    return json.dumps(payload, ensure_ascii=True).encode()  # lone surrogates survive as \ud800 escapes
+
+
+def test_a_locked_database_delays_storage_but_rejects_nothing(pg_url, broker, stations, ingest_factory):
+    ingest = ingest_factory(f"{pg_url}%20-clock_timeout%3D300")
+    with Database.open(pg_url) as db:
+        db.migrate()
+    admin = _postgres_admin()
+    schema = pg_url.split("search_path%3D", 1)[1]
+    t = topic("lazovsky-07", "detection")
+    dets = [detection(T0 + k) for k in range(5)]
+    with admin.transaction():
+        admin.execute(f'LOCK TABLE "{schema}".detections IN ACCESS EXCLUSIVE MODE')
+        stations.publish_all([(t, d) for d in dets])
+        wait_until(lambda: ingest.counters["database_errors"] >= 1, what="the collector to meet the lock")
+        time.sleep(1.0)
+    admin.close()
+    wait_until(lambda: count(pg_url) == 5, what="all five stored once the lock is gone")
+    assert ingest.rejected == {}

@@ -38,7 +38,15 @@ _SYNCHRONOUS = ("off", "normal", "full", "extra")
 
 
 class StorageError(RuntimeError):
-    """A batch, a migration or a query the database refused; nothing of it was kept."""
+    """A batch, a migration or a query the database refused; nothing of it was kept.
+
+    ``transient``: the database could not do it now (unreachable, locked, full, a
+    deadlock, a timeout) and the same request may succeed later; otherwise the data
+    itself was refused and would be refused again."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,11 @@ def _reason(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _printable(text: str) -> str:
+    """Text any engine can store: no NUL, no lone surrogates (they come from hostile keys)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else iso(dt.timestamp())
 
@@ -121,9 +134,14 @@ class Database:
             import psycopg
             from psycopg.types.json import Jsonb
             self._errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+            # What the data causes; everything else (connection, locks, deadlocks) may pass.
+            self._data_errors: tuple[type[BaseException], ...] = (psycopg.DataError, psycopg.IntegrityError,
+                                                                  psycopg.ProgrammingError)
             self._jsonb = Jsonb
         else:
             self._errors = (sqlite3.Error,)
+            self._data_errors = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.ProgrammingError,
+                                 sqlite3.InterfaceError)
 
     # -- opening --------------------------------------------------------------------
 
@@ -415,6 +433,24 @@ class Database:
         # ON CONFLICT kept it once and the row count says how many were really new.
         return inserted, len(rows) - inserted, [r["event_id"] for r in fresh]
 
+    def _lock_stations(self, detections: Sequence[Mapping[str, Any]], statuses: Sequence[Mapping[str, Any]],
+                       healths: Sequence[Mapping[str, Any]], thumbnails: Sequence[ThumbnailRow], now: Any) -> None:
+        """Make sure every station the batch touches has a row, and on PostgreSQL lock those
+        rows in one order (by id): two collectors storing batches that touch the same
+        stations in different orders would otherwise deadlock."""
+        ids = sorted({str(p.get("station_id")) for p in (*detections, *statuses, *healths)}
+                     | {t.station_id for t in thumbnails})
+        if not ids:
+            return
+        for k in range(0, len(ids), 500):
+            chunk = {f"s{n}": v for n, v in enumerate(ids[k:k + 500])}
+            if self.dialect is POSTGRESQL:
+                self._exec_many("INSERT INTO stations (station_id, first_seen) VALUES (%(id)s, %(now)s)"
+                                " ON CONFLICT (station_id) DO NOTHING", [{"id": i, "now": now} for i in chunk.values()])
+                marks = ", ".join(f"%({n})s" for n in chunk)
+                self._exec(f"SELECT station_id FROM stations WHERE station_id IN ({marks})"
+                           " ORDER BY station_id FOR UPDATE", chunk).fetchall()
+
     def store_batch(self, detections: Sequence[Mapping[str, Any]] = (), statuses: Sequence[Mapping[str, Any]] = (),
                     healths: Sequence[Mapping[str, Any]] = (), *,
                     thumbnails: Sequence[ThumbnailRow] = (), rejections: Sequence[Rejection] = (),
@@ -429,6 +465,7 @@ class Database:
         what = "batch"
         try:
             with self._transaction():
+                self._lock_stations(detections, statuses, healths, thumbnails, now)
                 if detections:
                     what = f"{len(detections)} detections (a single bad one fails them all; store it alone to know which)"
                     inserted, duplicates, new_ids = self._store_detections(detections, now)
@@ -461,13 +498,13 @@ class Database:
                     thumbs += cur.rowcount == 1
                 for r in rejections:
                     what = f"rejection count {r.reason!r}"
-                    self._exec(self._REJECTION, {"reason": r.reason, "station_id": r.station_id, "at": now,
-                                                 "detail": r.detail[:500]})
+                    self._exec(self._REJECTION, {"reason": r.reason, "station_id": _printable(r.station_id)[:64],
+                                                 "at": now, "detail": _printable(r.detail)[:500]})
         except self._errors as exc:
             raise StorageError(f"{what}: {_reason(exc)}; the whole batch of {len(detections)} detections, "
-                               f"{len(statuses)} statuses and {len(healths)} health messages was rolled back"
-                               ) from None
-        except (StorageError, ValueError, TypeError) as exc:
+                               f"{len(statuses)} statuses and {len(healths)} health messages was rolled back",
+                               transient=not isinstance(exc, self._data_errors)) from None
+        except (StorageError, ValueError, TypeError, RecursionError) as exc:
             raise StorageError(f"{what}: {exc}; the whole batch was rolled back") from None
         return BatchResult(inserted, duplicates, thumbs, tuple(new_ids))
 
@@ -492,6 +529,8 @@ class Database:
     _COLUMNS = ("d.event_id, d.station_id, d.deployment_id, d.tag, d.species, d.label, d.confidence,"
                 " d.classification_status, d.start_time, d.end_time, d.latitude, d.longitude, d.model_name,"
                 " d.sent_at, d.received_at, d.payload, t.file AS thumbnail_file")
+    # A thumbnail counts only when the station that sent it sent the detection too.
+    _THUMB_JOIN = " LEFT JOIN thumbnails t ON t.event_id = d.event_id AND t.station_id = d.station_id"
 
     def _detection_out(self, row: dict[str, Any]) -> dict[str, Any]:
         row = self._out(row, ("payload",))
@@ -507,7 +546,7 @@ class Database:
             raise StorageError(f"limit must be 1..{MAX_LIMIT} and offset >= 0 (got {limit}, {offset})")
         where, params = self._where(station, tag, species, since, until, table="d")
         rows = self._rows(
-            f"SELECT {self._COLUMNS} FROM detections d LEFT JOIN thumbnails t ON t.event_id = d.event_id"
+            f"SELECT {self._COLUMNS} FROM detections d{self._THUMB_JOIN}"
             f"{where} ORDER BY d.start_time DESC, d.event_id DESC"
             " LIMIT %(limit)s OFFSET %(offset)s", params | {"limit": limit, "offset": offset})
         return [self._detection_out(r) for r in rows]
@@ -519,8 +558,8 @@ class Database:
         return int(self._rows(f"SELECT COUNT(*) AS n FROM detections{where}", params)[0]["n"])
 
     def detection(self, event_id: str) -> dict[str, Any] | None:
-        rows = self._rows(f"SELECT {self._COLUMNS} FROM detections d LEFT JOIN thumbnails t"
-                          " ON t.event_id = d.event_id WHERE d.event_id = %(id)s", {"id": event_id})
+        rows = self._rows(f"SELECT {self._COLUMNS} FROM detections d{self._THUMB_JOIN}"
+                          " WHERE d.event_id = %(id)s", {"id": event_id})
         return self._detection_out(rows[0]) if rows else None
 
     def iter_detections(self, station: str | None = None, since: str | float | datetime | None = None,
@@ -536,8 +575,7 @@ class Database:
                     "(d.start_time > %(a_start)s OR (d.start_time = %(a_start)s AND d.event_id > %(a_id)s))"
                 params |= {"a_start": after[0], "a_id": after[1]}
             try:
-                cur = self._exec(f"SELECT {self._COLUMNS} FROM detections d LEFT JOIN thumbnails t"
-                                 f" ON t.event_id = d.event_id{clause}"
+                cur = self._exec(f"SELECT {self._COLUMNS} FROM detections d{self._THUMB_JOIN}{clause}"
                                  " ORDER BY d.start_time, d.event_id LIMIT %(page)s", params | {"page": page})
                 names = [c[0] for c in cur.description]
                 raw = cur.fetchall()
@@ -554,8 +592,9 @@ class Database:
 
     def thumbnail(self, event_id: str) -> dict[str, Any] | None:
         """The stored thumbnail of an event: file (relative to the thumbnails folder), bytes, size."""
-        rows = self._rows("SELECT event_id, station_id, file, bytes, width, height, sha256, received_at"
-                          " FROM thumbnails WHERE event_id = %(id)s", {"id": event_id})
+        rows = self._rows("SELECT t.event_id, t.station_id, t.file, t.bytes, t.width, t.height, t.sha256,"
+                          " t.received_at FROM thumbnails t JOIN detections d ON d.event_id = t.event_id"
+                          " AND d.station_id = t.station_id WHERE t.event_id = %(id)s", {"id": event_id})
         return self._out(rows[0]) if rows else None
 
     def stations(self) -> list[dict[str, Any]]:

@@ -176,6 +176,8 @@ class Ingest:
             log.info("collector subscribed", topics=len(reason_codes))
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        with self._gen_lock:  # packet ids of the old connection mean nothing on the next one
+            self._generation += 1
         self._connected.clear()
         self._subscribed.clear()
         self.counters["disconnects"] += 1
@@ -185,6 +187,11 @@ class Ingest:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         self.counters["received"] += 1
+        if message.qos == 0 and self._queue.qsize() >= 2 * self.cfg.mqtt.receive_maximum:
+            # Receive Maximum bounds only QoS 1 and 2; heartbeats (QoS 0, retained, repeated)
+            # are dropped while the writer is behind, rather than piling up in memory.
+            self.counters["qos0_dropped"] += 1
+            return
         self._queue.put(_Incoming(message.topic, message.payload, message.mid, message.qos,
                                   self._generation, time.monotonic()))
 
@@ -192,11 +199,14 @@ class Ingest:
     def _connect_db(self) -> Database:
         delay = 0.5
         while True:
+            db = None
             try:
                 db = self._open_db()
                 db.migrate()
                 return db
             except StorageError as exc:
+                if db is not None:
+                    db.close()
                 self._last_error = str(exc)
                 log.error("database unreachable; retrying", error=str(exc), retry_in_s=delay)
                 if self._stop.wait(delay):
@@ -230,16 +240,18 @@ class Ingest:
                 except queue.Empty:
                     break
             try:
-                self._process(batch)
-            except Exception as exc:  # a bug must not stop the collector: log, keep the messages unacked
-                if self._stop.is_set():
-                    log.info("collector stopping; unstored messages are left to the broker", messages=len(batch))
-                    return
-                self.counters["writer_errors"] += 1
-                self._last_error = f"writer error: {exc!r}"
-                log.error("collector writer error; messages left unacknowledged for resend",
-                          error=repr(exc), messages=len(batch))
-                self._stop.wait(1.0)
+                try:
+                    self._process(batch)
+                except Exception as exc:  # a bug must not stop the collector, nor stall the others
+                    if self._stop.is_set():
+                        raise
+                    self.counters["writer_errors"] += 1
+                    self._isolate(batch, exc)
+            except Exception:
+                if not self._stop.is_set():
+                    raise
+                log.info("collector stopping; unstored messages are left to the broker", messages=len(batch))
+                return
 
     def _process(self, batch: list[_Incoming]) -> None:
         accepted: list[tuple[_Incoming, Accepted]] = []
@@ -298,22 +310,29 @@ class Ingest:
 
     def _store(self, kept: list[tuple[_Incoming, Accepted]], thumbs: list[ThumbnailRow],
                rejections: list[Rejection]) -> BatchResult:
+        """Store the batch; while the database cannot (down, locked, full), wait and retry,
+        acknowledging nothing. Only data the database refuses is rejected."""
         delay = 0.5
         while True:
             assert self._db is not None
             try:
-                return self._store_once(kept, thumbs, rejections)
-            except StorageError as exc:
-                if self._db.ping():
+                try:
+                    return self._store_once(kept, thumbs, rejections)
+                except StorageError as exc:
+                    if exc.transient or not self._db.ping():
+                        raise _Transient(exc) from None
                     return self._store_one_by_one(kept, thumbs, rejections, exc)
+            except _Transient as t:
                 self.counters["database_errors"] += 1
-                self._last_error = str(exc)
-                log.error("database unreachable; batch kept unacknowledged", error=str(exc), retry_in_s=delay)
+                self._last_error = str(t.error)
+                log.error("database cannot store now; batch kept unacknowledged", error=str(t.error),
+                          retry_in_s=delay)
                 if self._stop.wait(delay):
-                    raise
+                    raise t.error from None
                 delay = min(delay * 2, self.cfg.collector.retry_max_s)
-                self._db.close()
-                self._db = self._connect_db()
+                if not self._db.ping():
+                    self._db.close()
+                    self._db = self._connect_db()
 
     def _store_once(self, kept: list[tuple[_Incoming, Accepted]], thumbs: list[ThumbnailRow],
                     rejections: list[Rejection]) -> BatchResult:
@@ -327,9 +346,12 @@ class Ingest:
 
     def _store_one_by_one(self, kept: list[tuple[_Incoming, Accepted]], thumbs: list[ThumbnailRow],
                           rejections: list[Rejection], cause: StorageError) -> BatchResult:
-        """The database answers but refused the batch: find the message(s) it refuses."""
+        """The database answers but refused the batch's data: find the message(s) it refuses.
+        A transient error on the way sends the whole batch back to :meth:`_store`'s retry
+        (what was stored meanwhile comes back as duplicates)."""
         log.warning("batch refused by the database; storing its messages one by one", error=str(cause))
         thumb_of = {t.event_id: t for t in thumbs}
+        refused = list(rejections)
         inserted = duplicates = stored_thumbs = 0
         new_ids: list[str] = []
         for item, a in kept:
@@ -337,26 +359,68 @@ class Ingest:
             try:
                 r = self._store_once([(item, a)] if a.kind != "thumbnail" else [], t, [])
             except StorageError as exc:
-                if not self._db.ping():
-                    raise
-                rejections.append(Rejection("storage_refused", a.station_id, f"{item.topic}: {exc}"[:500]))
+                if exc.transient or not self._db.ping():
+                    raise _Transient(exc) from None
+                refused.append(Rejection("storage_refused", a.station_id, f"{item.topic}: {exc}"[:500]))
                 continue
             inserted, duplicates = inserted + r.inserted, duplicates + r.duplicates
             stored_thumbs += r.thumbnails
             new_ids.extend(r.new_event_ids)
-        self._db.store_batch(rejections=rejections)
+        try:
+            self._db.store_batch(rejections=refused)
+        except StorageError as exc:
+            raise _Transient(exc) from None
+        rejections[:] = refused
         return BatchResult(inserted, duplicates, stored_thumbs, tuple(new_ids))
 
-    def _ack(self, batch: list[_Incoming]) -> None:
-        current = self._generation
+    def _isolate(self, batch: list[_Incoming], error: BaseException) -> None:
+        """A batch broke the writer (a bug, or input nothing else caught): handle its messages
+        one at a time, so that one message cannot hold the others, or the broker's in-flight
+        window, hostage. A message that still breaks it is logged, counted and acknowledged."""
+        log.error("collector writer error; retrying the batch message by message", error=repr(error),
+                  messages=len(batch))
         for item in batch:
-            if item.qos == 0:
-                continue
-            if item.generation != current:
-                self.counters["left_for_resend"] += 1  # its resend on this connection is acknowledged
-                continue
-            self._client.ack(item.mid, item.qos)
-            self.counters["acked"] += 1
+            try:
+                self._process([item])
+            except Exception as exc:
+                if self._stop.is_set():
+                    raise
+                self.counters["internal_errors"] += 1
+                self.rejected["internal_error"] += 1
+                self._last_error = f"writer error: {exc!r}"
+                log.error("message dropped: the collector cannot handle it (a bug: please report)",
+                          topic=item.topic, bytes=len(item.payload), error=repr(exc))
+                try:
+                    self._db.store_batch(rejections=[Rejection("internal_error", _station_of_topic(item.topic),
+                                                               f"{item.topic}: {exc!r}"[:500])])
+                except Exception as store_exc:  # counted in memory already
+                    log.error("could not record the dropped message", error=repr(store_exc))
+                self._ack([item])
+
+    def _ack(self, batch: list[_Incoming]) -> None:
+        with self._gen_lock:  # a disconnect in between turns the rest into resends
+            current = self._generation
+            for item in batch:
+                if item.qos == 0:
+                    continue
+                if item.generation != current:
+                    self.counters["left_for_resend"] += 1  # its resend on a new connection is acknowledged
+                    continue
+                self._client.ack(item.mid, item.qos)
+                self.counters["acked"] += 1
+
+
+class _Transient(Exception):
+    """The database could not store a batch now; :meth:`Ingest._store` waits and retries."""
+
+    def __init__(self, error: StorageError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _station_of_topic(topic: str) -> str:
+    parts = topic.split("/")
+    return parts[-2][:64] if len(parts) >= 2 else ""
 
 
 def _redact(url: str) -> str:

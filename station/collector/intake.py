@@ -28,8 +28,25 @@ STORED_KINDS = ("detection", "thumbnail", "status", "health")
 """What the collector subscribes to; commands and their results are for operators."""
 
 REASONS = ("bad_topic", "too_large", "not_json", "not_object", "unknown_schema", "unknown_version",
-           "kind_mismatch", "station_mismatch", "invalid", "bad_thumbnail", "storage_refused")
+           "kind_mismatch", "station_mismatch", "invalid", "bad_thumbnail", "storage_refused", "internal_error")
 """Every rejection reason, as counted (``rejections`` table, ``/api/collector``)."""
+
+
+MAX_DEPTH = 32
+"""Deepest nesting of objects and arrays accepted (a detection/1 needs 5)."""
+
+
+def _too_deep(value: object) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +89,11 @@ def admit(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Accepte
     except json.JSONDecodeError as exc:
         return no("not_json", f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except RecursionError:
-        return no("not_json", "payload is nested too deeply")
+        return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep")
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return no("not_json", f"payload is not usable JSON: {str(exc)[:200]}")
+    if _too_deep(message):
+        return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep")
     if not isinstance(message, dict):
         return no("not_object", f"payload is a JSON {type(message).__name__}, not an object")
     name = message.get("schema")

@@ -49,7 +49,7 @@ class TopicError(ValueError):
 
 
 def check_station_id(station_id: str) -> str:
-    if not isinstance(station_id, str) or not _STATION_ID.match(station_id):
+    if not isinstance(station_id, str) or not _STATION_ID.fullmatch(station_id):
         raise TopicError(f"station id {station_id!r} is not valid: 1-64 characters, letters, digits, "
                          "'_', '.', '-', starting with a letter or digit")
     return station_id
