@@ -38,6 +38,9 @@ from station.collector.web.views import detection_item, station_item
 from station.config.collector import CollectorConfig
 from station.log import get_logger
 
+TOTAL_CAP = 10_000
+"""``total`` is exact up to this; above it the API says ``total_is_lower_bound`` (no full count)."""
+
 log = get_logger("collector.http")
 STATIC = Path(__file__).parent / "static"
 THUMBNAIL_MAX_AGE_S = 7 * 86400  # a stored thumbnail never changes
@@ -140,9 +143,10 @@ class _Api:
                     {"limit": 50, "offset": 0})
         filters = {k: q[k] for k in self.DETECTION_FILTERS}
         rows = db.query_detections(**filters, limit=q["limit"], offset=q["offset"])
-        total = db.count_detections(**filters)
+        total = db.count_detections(**filters, cap=TOTAL_CAP)
         sensitive = self._sensitive(db, exact)
-        return JSONResponse({**self._privacy(exact), "total": total, "limit": q["limit"], "offset": q["offset"],
+        return JSONResponse({**self._privacy(exact), "total": min(total, TOTAL_CAP),
+                             "total_is_lower_bound": total > TOTAL_CAP, "limit": q["limit"], "offset": q["offset"],
                              "items": [detection_item(r, self.policy, exact=exact, sensitive=sensitive)
                                        for r in rows]})
 

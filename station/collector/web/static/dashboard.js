@@ -241,8 +241,9 @@
           el("div", { class: "meta", title: d.start_time, text: formatTime(d.start_time) }))));
     }
     $("detections-empty").hidden = data.items.length > 0;
+    var total = data.total.toLocaleString("en") + (data.total_is_lower_bound ? "+" : "");
     $("detections-count").textContent = data.total > data.items.length
-      ? "(" + data.items.length + " of " + data.total + ")" : "(" + data.total + ")";
+      ? "(" + data.items.length + " of " + total + ")" : "(" + total + ")";
   }
 
   function detectionsPath() {
