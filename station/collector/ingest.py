@@ -104,6 +104,7 @@ class Ingest:
     def _make_client(self) -> mqtt.Client:
         client = new_client(self.cfg.mqtt, self.client_id, password=self._password, tls=self._tls, manual_ack=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -162,6 +163,14 @@ class Ingest:
         self._connected.set()
         self._last_error = None
         log.info("collector connected", session_present=session, subscriptions=",".join(self.subscriptions()))
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.counters["connect_failures"] += 1
+        n = self.counters["connect_failures"]
+        self._last_error = f"broker {self.cfg.mqtt.host}:{self.cfg.mqtt.port} unreachable"
+        if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th ... failure: the log stays readable over a long outage
+            log.warning("broker unreachable; retrying with backoff", host=self.cfg.mqtt.host,
+                        port=self.cfg.mqtt.port, failures=n)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         refused = False
