@@ -37,6 +37,20 @@ _PARAM = re.compile(r"%\((\w+)\)s")
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 
 
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+class Payload(dict):
+    """A validated payload that keeps the JSON text it came as: stored as it is, not encoded
+    again (the collector's ingest hands these in; plain dicts work too)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: Mapping[str, Any], text: str):
+        super().__init__(value)
+        self.text = text
+
+
 class StorageError(RuntimeError):
     """A batch, a migration or a query the database refused; nothing of it was kept.
 
@@ -268,12 +282,17 @@ class Database:
         dt = _utc(value, what)
         if dt is None:
             return None
-        return dt if self.dialect is POSTGRESQL else _iso(dt)
+        if self.dialect is POSTGRESQL:
+            return dt
+        # The feed's own form (2026-11-25T18:02:11.400Z) is already canonical: checked, kept.
+        return value if isinstance(value, str) and _CANONICAL.fullmatch(value) else _iso(dt)
 
     def _json_in(self, value: Any) -> Any:
+        text = value.text if isinstance(value, Payload) else None
+        value = value if isinstance(value, dict) else dict(value)
         if self.dialect is POSTGRESQL:
-            return self._jsonb(value)
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            return self._jsonb(value) if text is None else self._jsonb(value, dumps=lambda _: text)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False) if text is None else text
 
     def _out(self, row: dict[str, Any], json_keys: Iterable[str] = ()) -> dict[str, Any]:
         """A row as the API hands it out: times as RFC 3339 text, JSON parsed."""
@@ -398,7 +417,7 @@ class Database:
                 "latitude": location.get("latitude"), "longitude": location.get("longitude"),
                 "uncertainty": location.get("coordinate_uncertainty_m"), "model_name": model.get("name"),
                 "sent_at": self._time(p.get("sent_at"), f"{what}: sent_at"),
-                "received_at": now, "payload": self._json_in(dict(p))})
+                "received_at": now, "payload": self._json_in(p)})
         latest: dict[str, dict[str, Any]] = {}
         last_sent: dict[str, Any] = {}
         for r in rows:
@@ -484,7 +503,7 @@ class Database:
                     self._exec(self._SEEN, {"station_id": p.get("station_id"), "deployment_id": None,
                                             "received_at": now, "detection_at": None, "seen": sent})
                     row = {"station_id": p.get("station_id"), "sent_at": sent, "received_at": now,
-                           "payload": self._json_in(dict(p))}
+                           "payload": self._json_in(p)}
                     self._exec(self._HEALTH_LATEST, row)
                     self._exec(self._HEALTH, row)
                 for t in thumbnails:

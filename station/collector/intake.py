@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from station.collector.db import Rejection
+from station.collector.db import Payload, Rejection
 from station.feed.schema import KINDS as SCHEMA_KINDS
 from station.feed.schema import MAJOR, PayloadError, validate
 from station.feed.topics import TopicError, parse_topic
@@ -83,7 +83,8 @@ def admit(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Accepte
         return no("too_large", f"payload of {len(payload)} bytes is over the limit of {max_bytes} "
                                f"(collector.max_payload_kb)")
     try:
-        message = json.loads(payload.decode("utf-8"))
+        text = payload.decode("utf-8")
+        message = json.loads(text)
     except UnicodeDecodeError as exc:
         return no("not_json", f"payload is not UTF-8 (byte {exc.start})")
     except json.JSONDecodeError as exc:
@@ -92,8 +93,6 @@ def admit(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Accepte
         return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep")
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         return no("not_json", f"payload is not usable JSON: {str(exc)[:200]}")
-    if _too_deep(message):
-        return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep")
     if not isinstance(message, dict):
         return no("not_object", f"payload is a JSON {type(message).__name__}, not an object")
     name = message.get("schema")
@@ -117,5 +116,9 @@ def admit(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Accepte
     except PayloadError as exc:
         return no("invalid", f"field {exc.field}: {str(exc)}")
     except RecursionError:
-        return no("invalid", "payload is nested too deeply")
-    return Accepted(kind, station, message)
+        return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep")
+    # The schemas fix the shape of everything but 'extra' (free-form, for later minor
+    # versions), so only there can nesting be deep enough to trouble storing it.
+    if isinstance(message.get("extra"), (dict, list)) and _too_deep(message["extra"]):
+        return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep (in 'extra')")
+    return Accepted(kind, station, Payload(message, text))
