@@ -32,13 +32,27 @@ def test_the_readme_gives_exactly_two_commands_and_ci_runs_the_test_one():
 
 
 @pytest.mark.slow
-def test_the_demo_command_shows_an_event(tmp_path):
-    out = subprocess.run([str(ROOT / "scripts" / "demo"), "--duration", "35", "--speed", "max",
+def test_the_demo_command_shows_classified_detections_and_the_dashboard(tmp_path):
+    out = subprocess.run([str(ROOT / "scripts" / "demo"), "--duration", "35", "--speed", "max", "--port", "0",
                           "--data-dir", str(tmp_path / "demo")],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "event " in out.stdout and "before the trigger" in out.stdout
-    assert "crossing(s):" in out.stdout
+    assert "Broker:    Mosquitto" in out.stdout
+    assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/", out.stdout)
+    detections = [line for line in out.stdout.splitlines() if line.startswith("  detection ")]
+    assert detections and all("->" in line for line in detections), out.stdout
+    assert {line.split()[1] for line in detections} == {"demo-01", "demo-02"}, out.stdout
+    assert f"Stored {len(detections)} detection(s)" in out.stdout
+
+
+@pytest.mark.slow
+def test_the_demo_runs_on_the_embedded_broker_where_mosquitto_is_missing(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "station", "demo", "--broker", "embedded", "--duration", "35",
+                          "--speed", "max", "--port", "0", "--data-dir", str(tmp_path / "demo")],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "embedded Python broker" in out.stdout
+    assert any(line.startswith("  detection ") for line in out.stdout.splitlines()), out.stdout
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -12,7 +12,7 @@ alerter's ``submit``; the web app the config and the ingest's live counters.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from station.collector.alerts import Alerter
 from station.collector.db import Database, StorageError
@@ -37,7 +37,9 @@ class CollectorService:
         self._stopped = False
 
     @classmethod
-    def build(cls, cfg: CollectorConfig, *, http: bool | None = None) -> "CollectorService":
+    def build(cls, cfg: CollectorConfig, *, http: bool | None = None,
+              on_stored: Callable[[Sequence[dict[str, Any]]], None] | None = None) -> "CollectorService":
+        """``on_stored`` also hears of each batch of newly stored detections (after alerts)."""
         data_dir = cfg.collector.data_dir
         try:
             cfg.collector.thumbnails_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,13 @@ class CollectorService:
         except StorageError as exc:
             raise CollectorSetupError(f"collector.database_url: {exc}") from None
         alerter = Alerter.from_config(cfg.alerts, timezone=cfg.http.timezone) if (cfg.alerts.urls or cfg.alerts.urls_file) else None
-        ingest = Ingest(cfg, open_db, on_stored=alerter.submit if alerter is not None else None)
+        listeners = [f for f in (alerter.submit if alerter is not None else None, on_stored) if f is not None]
+
+        def stored(payloads: Sequence[dict[str, Any]]) -> None:
+            for listener in listeners:
+                listener(payloads)
+
+        ingest = Ingest(cfg, open_db, on_stored=stored if listeners else None)
         server = None
         if cfg.http.enabled if http is None else http:
             from station.collector.web.app import create_app
