@@ -1,10 +1,13 @@
 """``station`` command line: a thin layer over the library.
 
     station run --config FILE [--camera URI] [--duration S] [--speed max] [--data-dir DIR]
+    station selftest --config FILE [--json]
     station config check FILE
     station config check-collector FILE
     station collector --config FILE [--no-http] [--duration S]
     station alerts test --config FILE
+    station provision NAME [--role station|collector|researcher|operator] ...
+    station export camtrap-dp|csv --config FILE --out PATH | station export validate DIR
     station events (--data-dir DIR | --config FILE) [--json]
     station scene [--seed N] [--duration S] [--json]
     station bench motion [--json]
@@ -76,6 +79,9 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloa
         print(f"station: {exc}", file=sys.stderr)
         return 2
     _install_signal_handlers(daemon.stop)
+    from station.sdnotify import Notifier
+
+    daemon.notifier = Notifier.from_environment()  # systemd: READY, WATCHDOG from the capture loop
     if reloader is not None:
         daemon.reloader = reloader
         # SIGHUP re-reads the config, as `systemctl reload` expects.
@@ -96,6 +102,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     setup_logging(cfg.logging.level)
     return run_station(cfg, args.duration, reloader=lambda: load_config(args.config, overrides))
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    """One screen a ranger can read: camera, model, disk, clock, broker, schedule."""
+    from station.selftest import exit_code, format_report, run_selftest
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        if args.json:
+            json.dump({"checks": [{"name": "config", "level": "FAIL", "message": str(exc)}], "exit_code": 2},
+                      sys.stdout, indent=1)
+            print()
+        else:
+            print(f"FAIL  config    {exc}")
+        return 2
+    checks = run_selftest(cfg, timeout_s=args.timeout)
+    if args.json:
+        json.dump({"station_id": cfg.station.id, "checks": [c.to_dict() for c in checks],
+                   "exit_code": exit_code(checks)}, sys.stdout, indent=1)
+        print()
+    else:
+        print(format_report(cfg, checks, config_path=args.config))
+    return exit_code(checks)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -293,6 +323,9 @@ def cmd_collector(args: argparse.Namespace) -> int:
         print(f"station collector: {exc}", file=sys.stderr)
         return 2
     _install_signal_handlers(service.request_stop)
+    from station.sdnotify import Notifier
+
+    service.notifier = Notifier.from_environment()  # systemd: READY after start, a watchdog thread
     try:
         service.start()
         if service.url:
@@ -330,6 +363,29 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     from station.collector.alerts import cmd_alerts_test as run
 
     return run(args)
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    """station provision NAME: a broker account and the files it is installed from (station.deploy)."""
+    from station.config.collector import load_collector_config
+    from station.deploy.provision import ProvisionError, Request, provision, summary
+
+    req = Request(name=args.name, role=args.role, broker_dir=args.broker_dir, out=args.out,
+                  target_dir=args.target_dir, host=args.host, port=args.port, tls=args.tls,
+                  ca_file=args.ca_file, rotate=args.rotate, latitude=args.latitude,
+                  longitude=args.longitude, deployment_id=args.deployment_id)
+    try:
+        report = provision(req)
+    except (ProvisionError, OSError) as exc:
+        print(f"station provision: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(summary(report, args.broker_dir)))
+    if report.config is not None and report.config in report.written:
+        try:  # a file just made from the example: say now what it still lacks
+            (load_config if args.role == "station" else load_collector_config)(report.config)
+        except ConfigError as exc:
+            print(f"  check:  {exc}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -401,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, help="override storage.data_dir")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
+
+    selftest = sub.add_parser("selftest", help="check camera, model, disk, clock, broker and schedule "
+                                               "(exit 0 all OK, 1 warnings, 2 failures)")
+    selftest.add_argument("--config", required=True, type=Path, help="station TOML file")
+    selftest.add_argument("--json", action="store_true")
+    selftest.add_argument("--timeout", type=float, default=10.0, help="seconds each check may take (default 10)")
+    selftest.set_defaults(func=cmd_selftest)
 
     config = sub.add_parser("config", help="configuration tools")
     csub = config.add_subparsers(dest="config_command", required=True)
@@ -485,6 +548,29 @@ def build_parser() -> argparse.ArgumentParser:
     atest = asub.add_parser("test", help="send a test notification to every configured Apprise URL")
     atest.add_argument("--config", required=True, type=Path, help="collector TOML file")
     atest.set_defaults(func=cmd_alerts_test)
+
+    prov = sub.add_parser("provision", help="a broker account (station, collector, researcher, operator) "
+                                            "and the files it is installed from (docs/deployment.md)")
+    prov.add_argument("name", help="station id (also its user name), or the account's name")
+    prov.add_argument("--role", choices=["station", "collector", "researcher", "operator"], default="station")
+    prov.add_argument("--broker-dir", type=Path, default=Path("/etc/mosquitto/camtrap"),
+                      help="the broker's passwd and acl (and ca.crt) (default: %(default)s)")
+    prov.add_argument("--out", type=Path, help="where to write the account's files (default: ./NAME)")
+    prov.add_argument("--target-dir", type=Path,
+                      help="where those files will live, as the config names them (default: /etc/station "
+                           "for a station, else --out)")
+    prov.add_argument("--host", help="the broker's host name as clients reach it (default: this host's FQDN; "
+                                     "127.0.0.1 for the collector)")
+    prov.add_argument("--port", type=int, help="default 8883 with TLS, 1883 without")
+    prov.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
+                      help="connect with TLS (default: yes, but not for the collector on the broker's host)")
+    prov.add_argument("--ca-file", type=Path, help="CA certificate clients check the broker with "
+                                                   "(default: BROKER_DIR/ca.crt)")
+    prov.add_argument("--rotate", action="store_true", help="issue a new password")
+    prov.add_argument("--latitude", type=float, help="station: where the camera stands")
+    prov.add_argument("--longitude", type=float)
+    prov.add_argument("--deployment-id", help="station: Camtrap DP deploymentID (default: ID-YYYYMMDD)")
+    prov.set_defaults(func=cmd_provision)
 
     demo = sub.add_parser("demo", help="broker, collector with dashboard and two simulated stations on this machine")
     demo.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")

@@ -7,6 +7,13 @@ The capture loop never waits for the disk: the writer thread takes stills and re
 through a bounded hand-off. A camera that fails is closed, retried with exponential
 backoff and reported; it never stops the daemon. ``stop()`` (SIGTERM/SIGINT) closes the
 open event, writes everything queued and returns.
+
+systemd (``station.sdnotify``): READY=1 once the loop runs (the first frame, or the first
+camera failure it is retrying); WATCHDOG=1 only from this loop's progress: a frame, a
+camera failure handled with its backoff wait (a camera that is unplugged is retried by
+the daemon itself: restarting the service would not plug it in), or a step of scheduled
+sleep. A camera call that never returns stops the pings and systemd restarts the service.
+Outside the schedule's active hours (live cameras only) the camera is closed.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from station import sdnotify
 from station.camera.base import Camera, CameraError
 from station.config import StationConfig
 from station.events.recorder import EventRecorder
@@ -30,10 +38,13 @@ from station.events.store import EventStore
 from station.events.writer import EventWriter
 from station.log import get_logger
 from station.motion.types import MotionResult
+from station.schedule import ScheduleClock, format_change
 
 log = get_logger("daemon")
 
 STATS_INTERVAL_S = 60.0
+SNAPSHOT_WARMUP_S = 1.0
+"""A snapshot while asleep reads this long before keeping a frame (auto-exposure settles)."""
 
 
 @dataclass
@@ -45,6 +56,9 @@ class Stats:
     camera_failures: int = 0
     camera_state: str = "starting"
     last_frame_time: float | None = None
+    last_frame_monotonic: float | None = None
+    schedule_state: str = "active"
+    """"active", or "sleeping until HH:MM" outside the schedule's active hours."""
 
 
 class Detector(Protocol):
@@ -88,6 +102,15 @@ class StationDaemon:
         self._snapshot_requests: deque[Callable[[str | None, str], None]] = deque()
         self._reload_requests: deque[Callable[[bool, str], None]] = deque()
         self._camera_open = False
+        self.notifier: sdnotify.Notifier = sdnotify.NULL
+        """Tells systemd READY/WATCHDOG/STATUS/STOPPING (set by the CLI)."""
+        self.clock: Callable[[], float] = time.time
+        """Wall clock for the schedule (tests hand in their own)."""
+        self.sleep_poll_s = 2.0
+        self._schedule = ScheduleClock()
+        self._asleep = False
+        self._ready_sent = False
+        self._camera_error: str | None = None
 
     @classmethod
     def build(cls, cfg: StationConfig, camera: Camera | None = None,
@@ -155,11 +178,14 @@ class StationDaemon:
     def _serve_reloads(self) -> None:
         while self._reload_requests:
             done = self._reload_requests.popleft()
+            self.notifier.reloading()
             try:
                 ok, message = self._reload()
             except Exception as exc:  # noqa: BLE001 - a reload must never take the station down
                 log.exception("config reload failed")
                 ok, message = False, f"reload failed: {exc}"
+            if self._ready_sent:
+                self.notifier.ready(self._status_line())
             _answer(done, ok, message)
 
     def _reload(self) -> tuple[bool, str]:
@@ -263,15 +289,21 @@ class StationDaemon:
                 self.feed.start(self)
             log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
                      camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
-                     recovered_events=len(recovered))
+                     recovered_events=len(recovered), schedule=cfg.schedule.describe())
+            if cfg.schedule.mode != "always" and not self.camera.live:
+                log.warning("schedule ignored: a replay or simulation runs on its own clock",
+                            camera=self.camera.uri, schedule=cfg.schedule.describe())
             while not self._stop.is_set():
                 if self._reload_requests:
                     self._serve_reloads()
                     cfg = self.cfg
+                if self.camera.live and self._sleeping():
+                    continue
                 if not self._camera_open:
                     try:
                         self.camera.open()
                         self._camera_open = True
+                        self._camera_error = None
                         self.stats.camera_state = "ok"
                         log.info("camera open", camera=self.camera.uri)
                     except CameraError as exc:
@@ -294,6 +326,7 @@ class StationDaemon:
                         break
                     result = self._detect(frame.lores)
                 except CameraError as exc:
+                    self._alive()  # the call came back, with an error: the loop is not hung
                     self.recorder.interrupt("camera_failed")
                     self._close_camera()
                     self._camera_open = False
@@ -305,6 +338,7 @@ class StationDaemon:
                     first_ts = frame.timestamp
                 self.recorder.feed(frame, result)
                 self._count(frame.timestamp, result)
+                self._alive()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + STATS_INTERVAL_S
                     self._log_stats()
@@ -313,6 +347,7 @@ class StationDaemon:
                     if elapsed >= duration_s:
                         break
         finally:
+            self.notifier.stopping(f"stopping: {self.recorder.events_closed} events, {self.stats.frames} frames")
             self._refuse_pending("the station is stopping")
             self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
             self._close_camera()
@@ -346,6 +381,7 @@ class StationDaemon:
         s = self.stats
         s.frames += 1
         s.last_frame_time = ts
+        s.last_frame_monotonic = time.monotonic()
         s.motion_frames += result.motion
         s.light_jumps += result.light_jump
 
@@ -354,12 +390,98 @@ class StationDaemon:
             _answer(self._snapshot_requests.popleft(), None, f"camera failed: {exc}")
         self.stats.camera_failures += 1
         self.stats.camera_state = "failed"
+        self._camera_error = str(exc)
         log.error("camera failed; retrying", stage=stage, camera=self.camera.uri, error=str(exc),
                   retry_in_s=round(backoff, 1), failures=self.stats.camera_failures)
-        self._stop.wait(backoff)
+        self._wait(backoff)
         if self._detector is not None:
             self._detector.reset()
         return min(backoff * 2, self.cfg.camera.retry_max_s)
+
+    # -- systemd and the schedule ------------------------------------------------------------
+    def _alive(self) -> None:
+        """The loop made progress: READY=1 the first time, then WATCHDOG=1 (at half systemd's
+        interval) and STATUS=. Never called from anywhere but the capture loop."""
+        if not self.notifier.enabled:
+            return
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.notifier.ready(self._status_line())
+        self.notifier.keepalive(self._status_line)
+
+    def _wait(self, seconds: float) -> None:
+        """Idle (camera backoff, scheduled sleep) and keep the watchdog fed meanwhile: the
+        loop is healthy, only waiting. Returns early on stop."""
+        deadline = time.monotonic() + seconds
+        ping = self.notifier.ping_interval_s
+        step = ping / 2 if ping else seconds
+        while not self._stop.is_set():
+            self._alive()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, step))
+
+    def _status_line(self) -> str:
+        s = self.stats
+        if self._asleep:
+            return f"{s.schedule_state} ({self.cfg.schedule.describe()}); {self.recorder.events_closed} events"
+        if s.camera_state == "failed":
+            return (f"camera {self.camera.uri} failed ({s.camera_failures}x): {self._camera_error}; "
+                    f"retrying; {self.recorder.events_closed} events")
+        age = "-" if s.last_frame_monotonic is None else f"{time.monotonic() - s.last_frame_monotonic:.1f} s"
+        return (f"capturing {self.camera.uri}: {s.frames} frames, {self.recorder.events_closed} events, "
+                f"last frame {age} ago")
+
+    def _sleeping(self) -> bool:
+        """Outside the schedule's active hours: the camera closed (the sensor and ISP draw
+        most of a Pi camera trap's power, and no frames means no motion detection either),
+        requests still served, the watchdog fed. True while asleep."""
+        if self.cfg.schedule.mode == "always" and not self._asleep:
+            return False
+        now = self.clock()
+        active, change = self._schedule.check(self.cfg, now)
+        if active:
+            if self._asleep:
+                self._asleep = False
+                self.stats.schedule_state = "active"
+                log.info("schedule: awake; opening the camera", until=format_change(change, now),
+                         schedule=self.cfg.schedule.describe())
+            return False
+        until = format_change(change, now)
+        if not self._asleep:
+            self._asleep = True
+            self.recorder.interrupt("schedule")
+            if self._camera_open:
+                self._close_camera()
+                self._camera_open = False
+            self._detector = None  # a fresh background when the camera comes back
+            log.info("schedule: sleeping; camera closed", until=until, schedule=self.cfg.schedule.describe())
+        self.stats.schedule_state = f"sleeping until {until}" if change else f"sleeping ({until})"
+        if self._snapshot_requests:
+            self._snapshot_while_asleep()
+        left = change.timestamp() - now if change is not None else self.sleep_poll_s
+        self._wait(max(0.0, min(self.sleep_poll_s, left)))
+        return True
+
+    def _snapshot_while_asleep(self) -> None:
+        """A snapshot asked for outside active hours (a ranger checking the lens): open the
+        camera for it, let the exposure settle, take the still, close the camera again."""
+        try:
+            self.camera.open()
+            try:
+                frame = None
+                for _ in range(max(1, round(self.camera.fps * SNAPSHOT_WARMUP_S))):
+                    frame = self.camera.read(want_main=False)
+                    if frame is None:
+                        break
+                self._serve_snapshots(self.camera.read(want_main=True) if frame is not None else None)
+            finally:
+                self._close_camera()
+        except CameraError as exc:
+            log.error("snapshot while asleep failed", camera=self.camera.uri, error=str(exc))
+            while self._snapshot_requests:
+                _answer(self._snapshot_requests.popleft(), None, f"camera failed: {exc}")
 
     def _close_camera(self) -> None:
         try:

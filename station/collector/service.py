@@ -7,12 +7,20 @@
 
 Each part gets what it needs handed in: the ingest a way to open the database and the
 alerter's ``submit``; the web app the config and the ingest's live counters.
+
+Under systemd (``notifier`` set by the CLI): READY=1 once started, STOPPING=1 on stop, and
+a watchdog thread that pings only while the ingest's writer thread is alive and not stuck
+(:class:`WriterWatch`), so a writer hung in a database call gets the service restarted.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from typing import Any, Callable, Sequence
+
+from station import sdnotify
 
 from station.collector.alerts import Alerter
 from station.collector.db import Database, StorageError
@@ -23,8 +31,50 @@ from station.log import get_logger
 log = get_logger("collector")
 
 
+WRITER_STUCK_S = 60.0
+"""The writer may be busy (not waiting on its queue or a retry timer) this long without
+finishing a batch before it counts as stuck. A batch is at most collector.batch_max
+messages in one transaction: seconds, even on a slow SD card or PostgreSQL."""
+
+
 class CollectorSetupError(ValueError):
     """A collector setting that cannot work; the message names the key."""
+
+
+def _waiting(thread: threading.Thread) -> bool:
+    """Is ``thread`` blocked in a wait (an empty queue, a retry's backoff timer)? Both go
+    through ``threading.Condition.wait``; a call stuck in a driver does not."""
+    frame = sys._current_frames().get(thread.ident)  # noqa: SLF001 - a read-only look, CPython and PyPy
+    return frame is not None and frame.f_code is threading.Condition.wait.__code__
+
+
+class WriterWatch:
+    """Is the ingest's writer thread alive and moving? It is healthy while it waits (for
+    messages, or between retries while the database is down: the ingest retries by itself,
+    a restart would not bring the database back) or finishes batches; it is stuck when it
+    has been busy for ``stuck_after_s`` without finishing one (a database call that never
+    returns), and dead when its thread has ended."""
+
+    def __init__(self, thread: Callable[[], threading.Thread | None], batches: Callable[[], int],
+                 stuck_after_s: float = WRITER_STUCK_S):
+        self._thread, self._batches = thread, batches
+        self.stuck_after_s = stuck_after_s
+        self._seen_batches: int | None = None
+        self._moving_at = time.monotonic()
+
+    def check(self, now: float | None = None) -> tuple[bool, str]:
+        now = time.monotonic() if now is None else now
+        thread = self._thread()
+        if thread is None or not thread.is_alive():
+            return False, "ingest writer thread has ended"
+        batches = self._batches()
+        if batches != self._seen_batches or _waiting(thread):
+            self._seen_batches, self._moving_at = batches, now
+            return True, "ok"
+        busy = now - self._moving_at
+        if busy >= self.stuck_after_s:
+            return False, f"ingest writer stuck: busy {busy:.0f} s without finishing a batch"
+        return True, "ok"
 
 
 class CollectorService:
@@ -35,6 +85,8 @@ class CollectorService:
         self.http = http
         self._stop_requested = threading.Event()
         self._stopped = False
+        self.notifier: sdnotify.Notifier = sdnotify.NULL
+        self._watchdog: threading.Thread | None = None
 
     @classmethod
     def build(cls, cfg: CollectorConfig, *, http: bool | None = None,
@@ -85,7 +137,36 @@ class CollectorService:
         if self.http is not None:
             self.http.start()
             log.info("collector dashboard", url=self.url)
+        if self.notifier.enabled:
+            self.notifier.ready(self._status_line())
+            if self.notifier.ping_interval_s:
+                self._watchdog = threading.Thread(target=self._watchdog_loop, name="collector-watchdog",
+                                                  daemon=True)
+                self._watchdog.start()
         return self
+
+    def _status_line(self) -> str:
+        s = self.ingest.stats()
+        c = s["counters"]
+        state = "connected" if s["connected"] else f"not connected ({s['last_error'] or 'connecting'})"
+        return (f"broker {state}; stored {c.get('stored', 0)}, duplicates {c.get('duplicates', 0)}, "
+                f"rejected {c.get('rejected', 0)}, queued {s['queued']}")
+
+    def _watchdog_loop(self) -> None:
+        """WATCHDOG=1 while the writer is healthy; when it is not, the pings stop and systemd
+        restarts the collector (unacknowledged messages wait on the broker meanwhile)."""
+        watch = WriterWatch(lambda: self.ingest._writer, lambda: self.ingest.counters["batches"])  # noqa: SLF001
+        step = min(1.0, (self.notifier.ping_interval_s or 2.0) / 2)
+        complained = False
+        while not self._stop_requested.wait(step):
+            healthy, why = watch.check()
+            if healthy:
+                complained = False
+                self.notifier.keepalive(self._status_line)
+            elif not complained:
+                complained = True
+                log.error("collector unhealthy; no more watchdog pings, systemd will restart it", reason=why)
+                self.notifier.status(f"unhealthy: {why}")
 
     @property
     def url(self) -> str | None:
@@ -106,6 +187,7 @@ class CollectorService:
             return
         self._stopped = True
         self._stop_requested.set()
+        self.notifier.stopping()
         if self.http is not None:
             self.http.stop()
         self.ingest.stop()

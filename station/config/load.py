@@ -16,6 +16,7 @@ from station.config.identity import StationSection
 from station.config.logging import LoggingSection
 from station.config.motion import MotionSection
 from station.config.mqtt import MqttSection
+from station.config.schedule import ScheduleSection
 from station.config.storage import StorageSection
 
 
@@ -27,6 +28,7 @@ class StationConfig(Section):
     storage: StorageSection = StorageSection()
     classifier: ClassifierSection = ClassifierSection()
     mqtt: MqttSection = MqttSection()
+    schedule: ScheduleSection = ScheduleSection()
     logging: LoggingSection = LoggingSection()
 
 

@@ -221,7 +221,9 @@ class FeedService:
                     "fps": daemon.camera.fps if daemon else None, "failures": stats.camera_failures if stats else 0},
             events={"total": len(self.store.ids()),
                     "pending_classification": daemon.classifier.pending if daemon and daemon.classifier else 0},
-            clock=sysinfo.clock_sync())
+            clock=sysinfo.clock_sync(),
+            # "active", or "sleeping until 18:42" outside [schedule] active hours (camera closed).
+            extra={"schedule": stats.schedule_state} if stats else None)
 
     def publish_health(self) -> bool:
         try:
