@@ -98,6 +98,9 @@ class StationDaemon:
         """Why the run ended early, for a source that cannot be retried (a replay)."""
         self.reloader: Callable[[], StationConfig] | None = None
         """Re-reads the config file for ``request_reload`` (set by the CLI)."""
+        self.finish_on_stop = False
+        """On stop(), also classify and deliver what is queued (the demo), not only on a
+        source running out; a field station stops fast and finishes after its restart."""
         # deques, not a lock: SIGHUP's handler runs on this very thread and appends here
         self._snapshot_requests: deque[Callable[[str | None, str], None]] = deque()
         self._reload_requests: deque[Callable[[bool, str], None]] = deque()
@@ -353,13 +356,13 @@ class StationDaemon:
             self._close_camera()
             self.writer.stop()
             if self.classifier is not None:
-                if not self._stop.is_set():
+                if not self._stop.is_set() or self.finish_on_stop:
                     # A finite source ran out (a replay): finish its events now. On a
                     # signal, only the event in hand is finished; the rest wait on disk.
                     self.classifier.drain()
                 self.classifier.stop()
             if self.feed is not None:
-                if not self._stop.is_set():  # a replay ran out: let the broker have it all
+                if not self._stop.is_set() or self.finish_on_stop:  # a replay ran out: the broker gets it all
                     self.feed.wait_caught_up(30)
                     self.feed.publisher.wait_delivered(30)
                 self.feed.stop()

@@ -91,6 +91,7 @@ def run_demo(duration: float | None, data_dir: Path | None, seed: int, pictures:
              speed: str = "realtime", broker_kind: str = "auto", port: int = 8080, out=sys.stdout) -> int:
     from station.collector.service import CollectorService
     from station.config.collector import parse_collector_config
+    from station.collector.web.server import HttpServerError
     from station.daemon import StationDaemon
 
     if pictures is not None and not Path(pictures).is_dir():
@@ -130,13 +131,25 @@ def run_demo(duration: float | None, data_dir: Path | None, seed: int, pictures:
             "mqtt": {"host": broker.host, "port": broker.port, "protocol": protocol},
             "http": {"host": "127.0.0.1", "port": http_port(port), "timezone": ZONE},
             "logging": {"level": "warning"}}, "station demo"), on_stored=on_stored)
-        collector.start()
+        try:
+            collector.start()
+        except HttpServerError as exc:
+            print(f"station demo: the dashboard cannot start: {exc} (try --port 0 for any free port)",
+                  file=sys.stderr)
+            return 2
         if not collector.ingest.wait_subscribed(15):
             print("station demo: the collector could not subscribe to the broker", file=sys.stderr)
             return 1
+        if stop.is_set():
+            return 130
         configs = [parse_config(station_config(k, data_dir, broker, protocol, seed, pictures, speed), "station demo")
                    for k in range(len(STATIONS))]
-        daemons.extend(StationDaemon.build(cfg) for cfg in configs)
+        for cfg in configs:
+            daemon = StationDaemon.build(cfg)
+            daemon.finish_on_stop = True  # Ctrl-C: classify and deliver what was seen, then stop
+            daemons.append(daemon)
+        if stop.is_set():
+            return 130
         print(f"Broker:    {broker_text}", file=out)
         print(f"Dashboard: {collector.url}  (open it in a browser; it lives as long as the demo)", file=out)
         print(f"Stations:  {', '.join(c.station.id for c in configs)} watching simulated game trails "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -122,3 +123,39 @@ def test_the_config_error_shown_in_the_readme_is_what_users_see(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().replace(str(bad), "bad.toml") == shown
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_demo_delivers_and_stores_what_the_stations_saw(tmp_path):
+    """Ctrl-C at a terminal reaches the whole process group: the demo must still let the
+    stations classify and deliver their events, the collector store them, and the broker
+    (started in its own session) stop last."""
+    import json
+    import signal
+    import time
+
+    from station.collector.db import Database
+
+    proc = subprocess.Popen([sys.executable, "-m", "station", "demo", "--port", "0", "--data-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith("  detection "):
+            break
+    assert any(line.startswith("  detection ") for line in lines), "".join(lines) + proc.stderr.read()[-2000:]
+    time.sleep(8)  # another event may be open now
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    records = [json.loads(r.read_text()) for station in ("demo-01", "demo-02")
+               for r in (tmp_path / station / "events").glob("*/event.json")]
+    final = {r["id"] for r in records if r.get("classification")}
+    assert len(final) == len(records), "an event was left unclassified at Ctrl-C"
+    with Database.open(f"sqlite:///{tmp_path}/collector/collector.sqlite3") as db:
+        stored = {r["event_id"] for r in db.iter_detections()}
+    assert final and stored == final
+    assert f"Stored {len(stored)} detection(s)" in out

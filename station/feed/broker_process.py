@@ -112,8 +112,9 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> "Mosquitto":
         if self.running:
             return self
+        # Its own session: a Ctrl-C at the terminal is for us, and we stop the broker last.
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         ports = [self.port] + ([self.tls_port] if self.tls_port else [])
         deadline = time.monotonic() + timeout
         while not all(port_open(self.host, p) for p in ports):
