@@ -24,15 +24,6 @@ PROG=install-collector
 # shellcheck source=deploy/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {  # the comment above, on stdout for --help, on stderr after a bad option
-  if [ "${1:-0}" -eq 0 ]; then
-    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-  else
-    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
-  fi
-  exit "${1:-0}"
-}
-
 HOST_NAME=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -95,15 +86,7 @@ apt_install mosquitto mosquitto-clients openssl python3-venv python3-pip rsync
 ensure_user "$USER_NAME" "$DATA"
 
 # 3. Code and venv.
-ensure_dir /opt/camtrap 0755
-sync_source "$CHECKOUT" "$SRC"
-make_venv "$VENV"
-pip_install "$VENV" "$SRC" collector,postgres
-# The service sees /opt read-only (ProtectSystem=strict): compile the bytecode now, or
-# every start would compile it again in memory (seconds on a Pi Zero 2 W).
-if [ "$SOURCE_CHANGED" -eq 1 ]; then
-  sys "$ROOT$VENV/bin/python" -m compileall -q "$ROOT$SRC/station"
-fi
+install_code "$CHECKOUT" "$SRC" "$VENV" collector,postgres ""
 
 # 4. The broker: configuration, ACL, TLS.
 before=$(broker_state)

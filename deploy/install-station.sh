@@ -21,15 +21,6 @@ PROG=install-station
 # shellcheck source=deploy/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {  # the comment above, on stdout for --help, on stderr after a bad option
-  if [ "${1:-0}" -eq 0 ]; then
-    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-  else
-    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
-  fi
-  exit "${1:-0}"
-}
-
 BUNDLE=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -75,15 +66,7 @@ apt_install "${packages[@]}"
 ensure_user "$USER_NAME" "$DATA" video render
 
 # 3. Code and models, and the venv that runs them.
-ensure_dir /opt/station 0755
-sync_source "$CHECKOUT" "$SRC"
-make_venv "$VENV" --system-site-packages
-pip_install "$VENV" "$SRC" litert "$SRC/deploy/constraints-pi.txt"
-# The service sees /opt read-only (ProtectSystem=strict): compile the bytecode now, or
-# every start would compile it again in memory (seconds on a Pi Zero 2 W).
-if [ "$SOURCE_CHANGED" -eq 1 ]; then
-  sys "$ROOT$VENV/bin/python" -m compileall -q "$ROOT$SRC/station"
-fi
+install_code "$CHECKOUT" "$SRC" "$VENV" litert "$SRC/deploy/constraints-pi.txt" --system-site-packages
 
 # 4. Configuration: readable by root and the station's group only (it holds the exact position).
 ensure_dir "$ETC" 0750 "root:$USER_NAME"

@@ -23,6 +23,15 @@ sys() {
 }
 
 # checkout_root: the folder holding station/, deploy/ and pyproject.toml.
+usage() {  # the script's opening comment: on stdout for --help, on stderr after a bad option
+  if [ "${1:-0}" -eq 0 ]; then
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+  else
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" >&2
+  fi
+  exit "${1:-0}"
+}
+
 checkout_root() { (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd); }
 
 # parse_root_arg DIR: the --root option, made absolute.
@@ -182,6 +191,22 @@ pip_install() {
     sys "$ROOT$venv/bin/python" -m pip install -q --upgrade pip
     sys "$ROOT$venv/bin/python" -m pip install -q "${args[@]}" -e "$ROOT${src}[$extras]"
     sys touch "$stamp"
+  fi
+}
+
+# install_code CHECKOUT SRC VENV EXTRAS CONSTRAINTS [VENV_ARGS...] -- the source copied to
+# SRC, installed editable into VENV, its bytecode compiled (the services see /opt
+# read-only under ProtectSystem=strict: without this every start would compile it again
+# in memory, seconds on a Pi Zero 2 W). CONSTRAINTS may be "".
+install_code() {
+  local checkout=$1 src=$2 venv=$3 extras=$4 constraints=$5
+  shift 5
+  ensure_dir "$(dirname "$src")" 0755
+  sync_source "$checkout" "$src"
+  make_venv "$venv" "$@"
+  pip_install "$venv" "$src" "$extras" "$constraints"
+  if [ "$SOURCE_CHANGED" -eq 1 ]; then
+    sys "$ROOT$venv/bin/python" -m compileall -q "$ROOT$src/station"
   fi
 }
 

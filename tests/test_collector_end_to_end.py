@@ -84,10 +84,16 @@ def test_events_from_a_station_reach_the_dashboard_api_with_thumbnails_and_alert
             assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
             assert image.content[:2] == b"\xff\xd8"
 
-            station = next(s for s in api.get("/api/stations").json()["items"]
-                           if s["station_id"] == "lazovsky-07")
-            assert station["status"]["state"] in ("online", "offline")  # the daemon has stopped by now
-            assert station["health"] is not None
+            def station() -> dict:
+                return next(s for s in api.get("/api/stations").json()["items"] if s["station_id"] == "lazovsky-07")
+
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (station()["status"] or {}).get("state") != "offline":
+                time.sleep(0.2)
+            # The daemon has stopped: its last word was a clean "offline, stopping".
+            assert station()["status"]["state"] == "offline" and station()["status"]["reason"] == "stopping"
+            assert station()["online"] is False
+            assert station()["health"]["station_id"] == "lazovsky-07"
 
         cats = [r for r in events.values() if r["classification"]["tag"] in ("leopard", "tiger")]
         deadline = time.monotonic() + 20

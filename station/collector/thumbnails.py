@@ -6,10 +6,10 @@
 
 A file is named by the SHA-256 of its bytes, ``ab/abcdef....jpg`` (two-letter fan-out),
 never by anything a payload says, so a hostile payload cannot choose a path, and the
-same JPEG sent twice (QoS 1 resends) is one file. Files are written to a temporary name,
-fsynced and renamed, so a crash never leaves half a JPEG under a real name. The bytes
-are checked to be a JPEG without metadata segments (no EXIF, hence no GPS) before they
-are kept. A file whose database row was never committed (a crash between the two) is
+same JPEG sent twice (QoS 1 resends) is one file. Files are written with the event
+store's ``atomic_write`` (a temporary name, fsynced, renamed), so a crash never leaves
+half a JPEG under a real name. The bytes are checked to be a JPEG without metadata
+segments (no EXIF, hence no GPS) before they are kept. A file whose database row was never committed (a crash between the two) is
 harmless: the resend writes the same name again.
 """
 
@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from station.collector.db import ThumbnailRow
+from station.events.store import atomic_write
 from station.feed.messages import ThumbnailError, jpeg_size
 
 
@@ -58,16 +57,7 @@ class ThumbnailStore:
         try:
             if not target.exists() or target.stat().st_size != len(data):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-", suffix=".jpg")
-                try:
-                    with os.fdopen(fd, "wb") as fh:
-                        fh.write(data)
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    os.replace(tmp, target)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
+                atomic_write(target, data)
         except OSError as exc:
             raise ThumbnailFileError(exc.errno, f"{self.root}: cannot store a thumbnail: "
                                                 f"{exc.strerror or exc}") from None
