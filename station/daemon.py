@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 from station.events.retention import DiskGuard
 from station.events.store import EventStore
 from station.events.writer import EventWriter
+from station.feed.control import CameraFacts, DiskFacts, StationFacts
 from station.log import get_logger
 from station.motion.types import MotionResult
 from station.schedule import ScheduleClock, format_change
@@ -55,10 +56,21 @@ class Stats:
     light_jumps: int = 0
     camera_failures: int = 0
     camera_state: str = "starting"
-    last_frame_time: float | None = None
     last_frame_monotonic: float | None = None
     schedule_state: str = "active"
     """"active", or "sleeping until HH:MM" outside the schedule's active hours."""
+
+
+@dataclass
+class _RunState:
+    """What one run of the capture loop keeps between frames."""
+
+    duration_s: float | None
+    backoff: float
+    wall_start: float = field(default_factory=time.monotonic)
+    first_ts: float | None = None
+    last_ts: float = float("-inf")
+    next_stats: float = field(default_factory=lambda: time.monotonic() + STATS_INTERVAL_S)
 
 
 class Detector(Protocol):
@@ -178,6 +190,24 @@ class StationDaemon:
         """Re-read and apply the config file; a bad file is refused and nothing changes."""
         self._reload_requests.append(done)
 
+    def facts(self) -> StationFacts:
+        """The state a health heartbeat reports (:class:`~station.feed.control.StationControl`)."""
+        s = self.stats
+        disk = DiskFacts()
+        guard = self.writer.guard
+        if guard is not None:
+            try:
+                disk = DiskFacts(free_mb=round(guard.free_bytes() / 2**20, 1),
+                                 store_mb=round(self.store.size_bytes() / 2**20, 1), low=guard.low)
+            except OSError:
+                pass
+        return StationFacts(
+            camera=CameraFacts(state=s.camera_state, uri=self.camera.uri, fps=self.camera.fps,
+                               failures=s.camera_failures),
+            disk=disk,
+            pending_classification=self.classifier.pending if self.classifier is not None else 0,
+            schedule=s.schedule_state)
+
     def _serve_reloads(self) -> None:
         while self._reload_requests:
             done = self._reload_requests.popleft()
@@ -222,24 +252,20 @@ class StationDaemon:
             fixed["mqtt"] = old.mqtt
         new = new.model_copy(update=fixed)
         self.cfg = new
-        self.recorder.cfg = new.events
-        self.recorder.station_id, self.recorder.deployment_id = new.station.id, new.station.deployment_id
+        self.recorder.reconfigure(new.events, new.station.id, new.station.deployment_id)
         if new.motion != old.motion:
             self.detector_factory = default_detector_factory(new)
             self._detector = None  # rebuilt, with a fresh background, at the next frame
-        guard = self.writer.guard
-        if guard is not None:
-            guard.min_free = new.storage.min_free_mb * 1024 * 1024
-            guard.max_size = new.storage.max_size_mb * 1024 * 1024
+        if self.writer.guard is not None:
+            self.writer.guard.reconfigure(new.storage.min_free_mb, new.storage.max_size_mb)
         if self.classifier is not None and new.classifier != old.classifier:
             self.classifier.reconfigure(new.classifier)
         if self.feed is not None:
-            self.feed.cfg = self.feed.cfg.model_copy(update={"classifier": new.classifier, "station": new.station})
+            self.feed.reconfigure(new)
         if new_camera is not None:
-            self.recorder.interrupt("reload")
+            self.recorder.use_camera(new_camera.uri)
             self._close_camera()
             self.camera = new_camera
-            self.recorder.camera = new_camera.uri
             self._camera_open = False
             notes.append(f"camera reopened as {self.camera.uri}")
         from station.log import setup_logging
@@ -275,99 +301,113 @@ class StationDaemon:
         time for replays and simulations (so ``--speed max`` runs a 10-minute scene in
         however long it takes to compute).
         """
-        cfg = self.cfg
-        wall_start = time.monotonic()
-        first_ts: float | None = None
-        backoff = cfg.camera.retry_initial_s
-        self._camera_open = False
-        next_stats = time.monotonic() + STATS_INTERVAL_S
-        period = 1.0 / self.camera.fps if self.camera.fps else 0.1
-        last_ts = float("-inf")
+        self._run = _RunState(duration_s=duration_s, backoff=self.cfg.camera.retry_initial_s)
         try:
-            recovered = self.store.recover()
-            self.writer.start()
-            if self.classifier is not None:
-                self.classifier.start()
-            if self.feed is not None:
-                self.feed.start(self)
-            log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
-                     camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
-                     recovered_events=len(recovered), schedule=cfg.schedule.describe())
-            if cfg.schedule.mode != "always" and not self.camera.live:
-                log.warning("schedule ignored: a replay or simulation runs on its own clock",
-                            camera=self.camera.uri, schedule=cfg.schedule.describe())
-            while not self._stop.is_set():
-                if self._reload_requests:
-                    self._serve_reloads()
-                    cfg = self.cfg
-                if self.camera.live and self._sleeping():
-                    continue
-                if not self._camera_open:
-                    try:
-                        self.camera.open()
-                        self._camera_open = True
-                        self._camera_error = None
-                        self.stats.camera_state = "ok"
-                        log.info("camera open", camera=self.camera.uri)
-                    except CameraError as exc:
-                        if not self.camera.live:
-                            # A file or folder will not get better by waiting.
-                            self.failure = str(exc)
-                            self.stats.camera_state = "failed"
-                            log.error("cannot open replay source", camera=self.camera.uri, error=str(exc))
-                            break
-                        backoff = self._camera_failed(exc, backoff, "open")
-                        continue
-                try:
-                    snapshot = bool(self._snapshot_requests)
-                    frame = self.camera.read(want_main=snapshot or self.recorder.still_due(last_ts + period))
-                    if snapshot:
-                        self._serve_snapshots(frame)
-                    if frame is None:
-                        log.info("end of media", camera=self.camera.uri, frames=self.stats.frames)
-                        self.stats.camera_state = "ended"
-                        break
-                    result = self._detect(frame.lores)
-                except CameraError as exc:
-                    self._alive()  # the call came back, with an error: the loop is not hung
-                    self.recorder.interrupt("camera_failed")
-                    self._close_camera()
-                    self._camera_open = False
-                    backoff = self._camera_failed(exc, backoff, "read")
-                    continue
-                backoff = cfg.camera.retry_initial_s
-                last_ts = frame.timestamp
-                if first_ts is None:
-                    first_ts = frame.timestamp
-                self.recorder.feed(frame, result)
-                self._count(frame.timestamp, result)
-                self._alive()
-                if time.monotonic() >= next_stats:
-                    next_stats = time.monotonic() + STATS_INTERVAL_S
-                    self._log_stats()
-                if duration_s is not None:
-                    elapsed = (time.monotonic() - wall_start) if self.camera.live else (frame.timestamp - first_ts)
-                    if elapsed >= duration_s:
-                        break
+            self._start()
+            while not self._stop.is_set() and self._capture_once():
+                pass
         finally:
-            self.notifier.stopping(f"stopping: {self.recorder.events_closed} events, {self.stats.frames} frames")
-            self._refuse_pending("the station is stopping")
-            self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
+            self._finish()
+
+    def _start(self) -> None:
+        """Recover the store, start the writer, classifier and feed threads."""
+        cfg = self.cfg
+        self._camera_open = False
+        recovered = self.store.recover()
+        self.writer.start()
+        if self.classifier is not None:
+            self.classifier.start()
+        if self.feed is not None:
+            self.feed.start(self)
+        log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
+                 camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
+                 recovered_events=len(recovered), schedule=cfg.schedule.describe())
+        if cfg.schedule.mode != "always" and not self.camera.live:
+            log.warning("schedule ignored: a replay or simulation runs on its own clock",
+                        camera=self.camera.uri, schedule=cfg.schedule.describe())
+
+    def _capture_once(self) -> bool:
+        """Serve requests, read one frame, detect motion, feed the recorder. False ends
+        the run (the media ran out, a replay cannot open, ``duration_s`` reached)."""
+        run = self._run
+        if self._reload_requests:
+            self._serve_reloads()
+        if self.camera.live and self._sleeping():
+            return True
+        if not self._camera_open and not self._open_camera():
+            return self.camera.live  # a file or folder will not get better by waiting
+        period = 1.0 / self.camera.fps if self.camera.fps else 0.1
+        try:
+            snapshot = bool(self._snapshot_requests)
+            frame = self.camera.read(want_main=snapshot or self.recorder.still_due(run.last_ts + period))
+            if snapshot:
+                self._serve_snapshots(frame)
+            if frame is None:
+                log.info("end of media", camera=self.camera.uri, frames=self.stats.frames)
+                self.stats.camera_state = "ended"
+                return False
+            result = self._detect(frame.lores)
+        except CameraError as exc:
+            self._alive()  # the call came back, with an error: the loop is not hung
+            self.recorder.interrupt("camera_failed")
             self._close_camera()
-            self.writer.stop()
-            if self.classifier is not None:
-                if not self._stop.is_set() or self.finish_on_stop:
-                    # A finite source ran out (a replay): finish its events now. On a
-                    # signal, only the event in hand is finished; the rest wait on disk.
-                    self.classifier.drain()
-                self.classifier.stop()
-            if self.feed is not None:
-                if not self._stop.is_set() or self.finish_on_stop:  # a replay ran out: the broker gets it all
-                    self.feed.wait_caught_up(30)
-                    self.feed.publisher.wait_delivered(30)
-                self.feed.stop()
+            self._camera_open = False
+            run.backoff = self._camera_failed(exc, run.backoff, "read")
+            return True
+        run.backoff = self.cfg.camera.retry_initial_s
+        run.last_ts = frame.timestamp
+        if run.first_ts is None:
+            run.first_ts = frame.timestamp
+        self.recorder.feed(frame, result)
+        self._count(result)
+        self._alive()
+        if time.monotonic() >= run.next_stats:
+            run.next_stats = time.monotonic() + STATS_INTERVAL_S
             self._log_stats()
-            log.info("station stopped", events=self.recorder.events_closed, frames=self.stats.frames)
+        if run.duration_s is not None:
+            elapsed = (time.monotonic() - run.wall_start) if self.camera.live else (frame.timestamp - run.first_ts)
+            if elapsed >= run.duration_s:
+                return False
+        return True
+
+    def _open_camera(self) -> bool:
+        """Open the camera; on failure, retry later (live) or give up (a replay). True if open."""
+        try:
+            self.camera.open()
+        except CameraError as exc:
+            if not self.camera.live:
+                self.failure = str(exc)
+                self.stats.camera_state = "failed"
+                log.error("cannot open replay source", camera=self.camera.uri, error=str(exc))
+                return False
+            self._run.backoff = self._camera_failed(exc, self._run.backoff, "open")
+            return False
+        self._camera_open = True
+        self._camera_error = None
+        self.stats.camera_state = "ok"
+        log.info("camera open", camera=self.camera.uri)
+        return True
+
+    def _finish(self) -> None:
+        """Close the open event and the camera; write, classify and deliver what the run
+        produced (all of it when a replay ran out or ``finish_on_stop``; on a signal only
+        the event in hand: the rest waits on disk for the next start)."""
+        self.notifier.stopping(f"stopping: {self.recorder.events_closed} events, {self.stats.frames} frames")
+        self._refuse_pending("the station is stopping")
+        self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
+        self._close_camera()
+        self.writer.stop()
+        finish_all = not self._stop.is_set() or self.finish_on_stop
+        if self.classifier is not None:
+            if finish_all:
+                self.classifier.drain()
+            self.classifier.stop()
+        if self.feed is not None:
+            if finish_all:  # a replay ran out: the broker gets it all
+                self.feed.wait_delivered(60)
+            self.feed.stop()
+        self._log_stats()
+        log.info("station stopped", events=self.recorder.events_closed, frames=self.stats.frames)
 
     def _detect(self, lores) -> MotionResult:
         shape = lores.shape[:2]
@@ -380,10 +420,9 @@ class StationDaemon:
             self._detector_shape = shape
         return self._detector.detect(lores)
 
-    def _count(self, ts: float, result: MotionResult) -> None:
+    def _count(self, result: MotionResult) -> None:
         s = self.stats
         s.frames += 1
-        s.last_frame_time = ts
         s.last_frame_monotonic = time.monotonic()
         s.motion_frames += result.motion
         s.light_jumps += result.light_jump

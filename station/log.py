@@ -70,9 +70,6 @@ class FieldLogger:
     def exception(self, msg: str, **fields: Any) -> None:
         self._emit(logging.ERROR, msg, True, fields)
 
-    def is_enabled(self, level: int) -> bool:
-        return self._log.isEnabledFor(level)
-
 
 def get_logger(name: str) -> FieldLogger:
     return FieldLogger(name)

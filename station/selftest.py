@@ -22,7 +22,6 @@ import os
 import platform
 import shutil
 import socket
-import ssl
 import textwrap
 import threading
 import time
@@ -60,6 +59,14 @@ class Check:
 
 class _Hung(Exception):
     pass
+
+
+class _Refused(Exception):
+    """The broker answered CONNECT with a failure reason code."""
+
+    def __init__(self, reason: Any):
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 def _within(fn: Callable[[], Any], timeout_s: float) -> Any:
@@ -229,7 +236,7 @@ def _connect_mqtt(cfg: StationConfig, timeout_s: float) -> str:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from station.feed.publisher import build_tls_context, new_client, read_password
+    from station.feed.client import build_tls_context, new_client, read_password
 
     # Never the station's own client id: that would throw a running station off the broker.
     # A clean session that expires at once leaves nothing behind on the broker.
@@ -251,7 +258,7 @@ def _connect_mqtt(cfg: StationConfig, timeout_s: float) -> str:
             raise _Hung()
         reason = answer["reason"]
         if reason.is_failure:
-            raise PermissionError(str(reason))
+            raise _Refused(reason)
         return client_id
     finally:
         client.disconnect()
@@ -261,7 +268,7 @@ def check_broker(cfg: StationConfig, timeout_s: float = 10.0) -> Check:
     m = cfg.mqtt
     if not m.enabled:
         return Check("broker", OK, "not configured (mqtt.enabled = false): events stay on the card")
-    from station.feed.publisher import FeedConfigError, check_settings
+    from station.feed.client import FeedConfigError, check_settings, describe_connect_error, describe_refusal
 
     try:
         check_settings(m)
@@ -272,33 +279,16 @@ def check_broker(cfg: StationConfig, timeout_s: float = 10.0) -> Check:
     started = time.monotonic()
     try:
         socket.create_connection((m.host, m.port), timeout=timeout_s).close()
-    except socket.gaierror as exc:
-        return Check("broker", FAIL, f"mqtt.host: cannot find {m.host!r} ({exc.strerror}): a typo, or no "
-                     "network/DNS here", "mqtt.host")
-    except ConnectionRefusedError:
-        return Check("broker", FAIL, f"{hostport}: {where} refused the connection (no broker on that port, "
-                     "or it is down)", hostport)
-    except (socket.timeout, TimeoutError):
-        return Check("broker", FAIL, f"{hostport}: no answer from {where} within {timeout_s:g} s (network "
-                     "down, or a firewall)", hostport)
-    except OSError as exc:
-        return Check("broker", FAIL, f"{hostport}: cannot reach {where}: {exc.strerror or exc}", hostport)
-    try:
         client_id = _connect_mqtt(cfg, timeout_s)
-    except ssl.SSLCertVerificationError as exc:
-        key = "mqtt.host" if "hostname" in str(exc).lower() or "ip address" in str(exc).lower() else "mqtt.ca_file"
-        return Check("broker", FAIL, f"{key}: the broker's certificate is not accepted: {exc.verify_message}", key)
-    except ssl.SSLError as exc:
-        return Check("broker", FAIL, f"mqtt.tls: TLS with {where} failed ({exc.reason or exc}): does the "
-                     "broker speak TLS on this port?", "mqtt.tls")
-    except PermissionError as exc:
-        return Check("broker", FAIL, f"mqtt.username/mqtt.password: {where} refused the station: {exc}",
-                     "mqtt.username")
+    except _Refused as exc:
+        problem = describe_refusal(m, exc.reason)
+        return Check("broker", FAIL, problem.message, problem.key)
     except _Hung:
         return Check("broker", FAIL, f"{hostport}: {where} accepted TCP but gave no MQTT answer within "
                      f"{timeout_s:g} s (not an MQTT port? TLS expected?)", hostport)
-    except OSError as exc:
-        return Check("broker", FAIL, f"{hostport}: MQTT connection to {where} failed: {exc}", hostport)
+    except OSError as exc:  # DNS, TCP, TLS: the same sentences the station's feed logs
+        problem = describe_connect_error(m, exc)
+        return Check("broker", FAIL, problem.message, problem.key)
     took = time.monotonic() - started
     scheme = "mqtts" if m.tls else "mqtt"
     return Check("broker", OK, f"{scheme}://{where}: connected as {client_id} (user {m.username or '-'}, "

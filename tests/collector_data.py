@@ -19,7 +19,7 @@ import pytest
 from station.collector.db import Database
 from station.config import parse_config
 from station.events.ids import new_event_id
-from station.events.model import iso
+from station.times import iso
 from station.feed import messages as m
 from station.feed.schema import validate_message
 

@@ -17,7 +17,8 @@ from station.classifier import (
     Classifier, ClassifierModel, ImageError, ModelError, TaxonomyError, failed, load_taxonomy, select_frames,
 )
 from station.classifier import runtime as runtime_mod
-from station.classifier.evaluate import ProgressBar, evaluate, expected_for, format_report
+from station.classifier.evaluate import evaluate, expected_for, format_report
+from station.progress import progress
 from station.classifier.model import _check_tensors
 from station.config.classifier import PROJECT_ROOT, ClassifierSection
 from station.events.store import EventStore
@@ -408,14 +409,14 @@ def test_evaluation_refuses_a_folder_it_cannot_read(fake, tmp_path):
         evaluate(tmp_path / "nope", fake)
 
 
-def test_progress_bar_draws_on_long_runs_only():
+def test_progress_is_drawn_on_a_terminal_and_never_into_logs():
     out = io.StringIO()
-    bar = ProgressBar(out, width=10, min_total=3, only_tty=False)
-    bar(1, 2, "a.jpg")
-    assert out.getvalue() == ""
-    for i in range(1, 5):
-        bar(i, 4, "b.jpg")
-    assert "[#####-----] 2/4" in out.getvalue() and out.getvalue().endswith("\n")
-    quiet = io.StringIO()
-    ProgressBar(quiet, min_total=1)(1, 1, "x.jpg")  # not a terminal
-    assert quiet.getvalue() == ""
+    with progress("evaluate", unit="picture", stream=out, force=True) as bar:
+        for i in range(1, 5):
+            bar(i, 4, "b.jpg")
+    assert "evaluate" in out.getvalue() and "4/4" in out.getvalue() and "b.jpg" in out.getvalue()
+    quiet = io.StringIO()  # not a terminal: a log file, journald, a pipe
+    with progress("evaluate", stream=quiet) as bar:
+        bar(1, 1, "x.jpg")
+        bar.advance()
+    assert quiet.getvalue() == "" and not bar.drawn

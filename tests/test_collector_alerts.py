@@ -7,7 +7,6 @@ rate limit runs on a clock the test moves by hand.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from station.collector.alerts import Alerter, cmd_alerts_test, load_targets
+from station.collector.alerts import Alerter, load_targets, send_test_alerts
 from station.config import ConfigError
 from station.config.collector import parse_collector_config
 from tests.collector_data import T0, detection
@@ -264,14 +263,14 @@ def test_urls_file_targets_and_the_alerts_test_command(tmp_path, rangers, capsys
     listed.write_text(f"# rangers on duty\n{rangers.url}\n{dead_url()}\n")
     config = tmp_path / "collector.toml"
     config.write_text(f'[alerts]\nurls_file = "{listed}"\ntimeout_s = 5\n')
-    assert cmd_alerts_test(argparse.Namespace(config=config)) == 1
+    assert send_test_alerts(config) == 1
     out = capsys.readouterr().out
     assert f"alerts.urls_file ({listed}) line 2: JSON: OK" in out
     assert f"alerts.urls_file ({listed}) line 3: JSON: FAILED" in out
     assert rangers.titles == ["Test alert"]
 
     listed.write_text(f"{rangers.url}\n")
-    assert cmd_alerts_test(argparse.Namespace(config=config)) == 0
+    assert send_test_alerts(config) == 0
 
 
 def test_the_docs_example_configures_telegram_and_e_mail(tmp_path):

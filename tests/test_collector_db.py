@@ -11,7 +11,7 @@ import pytest
 
 from station.collector.db import BatchResult, Database, StorageError
 from station.collector.migrations import discover
-from station.events.model import iso
+from station.times import iso
 from tests.collector_data import (DEPLOYMENT, MODEL, PG_URL, T0, db, db_url, detection, pg_url,  # noqa: F401 (fixtures)
                                   health, pytest_generate_tests, station, status)
 

@@ -27,7 +27,7 @@ from station.collector.thumbnails import ThumbnailStore
 from station.config.collector import parse_collector_config
 from station.feed import messages as m
 from station.feed.topics import Topics
-from tests.broker import make_broker
+from tests.broker import make_broker, tls_files  # noqa: F401 (fixture)
 from tests.collector_data import (T0, _postgres_admin, db_url, detection, health,  # noqa: F401 (fixtures)
                                   pg_url, pytest_generate_tests, status)
 
@@ -417,3 +417,26 @@ def test_a_locked_database_delays_storage_but_rejects_nothing(pg_url, broker, st
     admin.close()
     wait_until(lambda: count(pg_url) == 5, what="all five stored once the lock is gone")
     assert ingest.rejected == {}
+
+
+def test_a_broker_certificate_the_collector_does_not_trust_is_logged_naming_mqtt_ca_file(tmp_path, tls_files,
+                                                                                          caplog):
+    """The same sentence the station's feed and selftest give: the key to fix comes first."""
+    tls_broker = make_broker(tmp_path / "tls-broker", tls=tls_files.broker_side()).start()
+    try:
+        cfg = parse_collector_config({
+            "collector": {"id": "test", "data_dir": str(tmp_path / "col"),
+                          "database_url": f"sqlite:///{tmp_path}/col.sqlite3"},
+            "mqtt": {"host": tls_broker.host, "port": tls_broker.tls_port, "tls": True,
+                     "ca_file": str(tls_files.other_ca)},
+            "http": {"enabled": False}})
+        ingest = Ingest(cfg, lambda: Database.open(cfg.collector.sqlite_resolved_url())).start()
+        try:
+            wait_until(lambda: (ingest.stats()["last_error"] or "").startswith("mqtt.ca_file: "),
+                       what="the refused certificate reported")
+            assert "not trusted" in ingest.stats()["last_error"] and not ingest.connected
+            assert any(r.getMessage().startswith("mqtt.ca_file: ") for r in caplog.records)
+        finally:
+            ingest.stop()
+    finally:
+        tls_broker.stop()

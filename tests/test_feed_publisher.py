@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from station.config.mqtt import MqttSection
 from station.feed.outbox import Outbox
-from station.feed.publisher import FeedConfigError, Publisher
+from station.feed.client import FeedConfigError
+from station.feed.publisher import Publisher
 from tests.broker import (Subscriber, broker, make_broker, make_password_file,  # noqa: F401 - fixtures
                           tls_files)
 
@@ -211,7 +212,7 @@ def test_an_offline_station_idles_and_reconnects_with_backoff(tmp_path, outbox, 
     assert stats["sender_wakeups"] <= 2, stats  # the sender sleeps until the broker is back
     assert stats["published"] == 0 and len(outbox) == 5
     assert cpu < 1.0  # a spinning loop would burn about 3 s of CPU here
-    assert "connection refused" in pub.last_error
+    assert pub.last_error.startswith("mqtt.host/mqtt.port: ") and "refused the connection" in pub.last_error
     assert not pub.publish_now(f"{PREFIX}/health", b"{}")  # nothing piles up in memory
 
     broker.start()
@@ -344,12 +345,13 @@ def test_tls_with_the_right_ca_delivers(tls_broker, tls_files, outbox, publisher
     assert pub.wait_delivered(10)
 
 
-def test_tls_with_the_wrong_ca_fails_clearly(tls_broker, tls_files, outbox, publishers):  # noqa: F811
+def test_tls_with_the_wrong_ca_fails_clearly(tls_broker, tls_files, outbox, publishers, caplog):  # noqa: F811
     cfg = mqtt_cfg(tls_broker.host, tls_broker.tls_port, tls=True, ca_file=tls_files.other_ca)
     pub = start(publishers, cfg, outbox)
     assert wait_until(lambda: pub.last_error is not None)
     assert pub.last_error.startswith("mqtt.ca_file: ")
     assert "not trusted" in pub.last_error and not pub.connected
+    assert any(r.getMessage().startswith("mqtt.ca_file: ") for r in caplog.records)  # the station's log too
 
 
 def test_tls_client_certificate_when_the_broker_requires_one(tmp_path, tls_files, outbox, publishers):  # noqa: F811

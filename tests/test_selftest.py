@@ -16,7 +16,7 @@ from station.config import load_config
 from station.feed.broker_process import free_port
 from station.selftest import (FAIL, OK, SOFTWARE_DATE, WARN, check_broker, check_camera, check_clock,
                               check_disk, check_model, check_schedule, exit_code, run_selftest)
-from tests.broker import Mosquitto, make_broker, make_password_file, require_mosquitto
+from tests.broker import Mosquitto, make_broker, make_password_file, require_mosquitto, tls_files  # noqa: F401
 from tests.conftest import minimal_toml
 
 
@@ -99,7 +99,7 @@ def test_a_reachable_broker_takes_the_stations_credentials(tmp_path):
         good = check_broker(cfg("right horse battery"), timeout_s=5)
         assert good.level == OK and f"mqtt://{broker.host}:{broker.port}: connected as test-01-selftest" in good.message
         bad = check_broker(cfg("wrong"), timeout_s=5)
-        assert bad.level == FAIL and bad.key == "mqtt.username" and "refused the station" in bad.message
+        assert bad.level == FAIL and bad.key == "mqtt.username" and "refused the connection" in bad.message
     finally:
         broker.stop()
 
@@ -189,3 +189,16 @@ def test_exit_codes():
     assert exit_code([Check("a", OK, "")]) == 0
     assert exit_code([Check("a", OK, ""), Check("b", WARN, "")]) == 1
     assert exit_code([Check("a", FAIL, ""), Check("b", WARN, "")]) == 2
+
+
+def test_a_broker_certificate_the_station_does_not_trust_fails_naming_mqtt_ca_file(tmp_path, tls_files):
+    broker = make_broker(tmp_path / "broker", tls=tls_files.broker_side()).start()
+    try:
+        cfg = load_config(station(tmp_path, extra=(
+            f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.tls_port}\ntls = true\n'
+            f'ca_file = "{tls_files.other_ca}"\n')))
+        check = check_broker(cfg, timeout_s=5)
+        assert check.level == FAIL and check.key == "mqtt.ca_file"
+        assert check.message.startswith("mqtt.ca_file: ") and "not trusted" in check.message
+    finally:
+        broker.stop()

@@ -167,6 +167,10 @@ def _rss_probe() -> dict:
     return {"baseline_rss_mb": round(base, 1), "peak_rss_mb": round(_peak_rss_mb(), 1), "status": result["status"]}
 
 
+def add_arguments(p) -> None:
+    p.add_argument("--quick", action="store_true", help="fewer invokes (less precise figures)")
+
+
 def run(quick: bool = False) -> dict:
     from station.classifier.runtime import PIP_NAMES, available_runtimes
     from station.config.classifier import PROJECT_ROOT

@@ -39,7 +39,7 @@ from station.collector.ingest import Ingest
 from station.config import parse_config
 from station.config.collector import parse_collector_config
 from station.events.ids import new_event_id
-from station.events.model import iso
+from station.times import iso
 from station.feed import messages as m
 from station.feed.broker_process import Mosquitto
 
@@ -255,6 +255,14 @@ def _postgres_schema(url: str) -> tuple[str, Callable[[], None]] | None:
         admin.close()
 
     return f"{url}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--quick", action="store_true", help="2,000 messages instead of 10,000")
+    p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+                   help="PostgreSQL to measure on (a temporary schema is made and dropped)")
+    p.add_argument("--no-postgres", dest="postgres", action="store_const", const=None,
+                   help="SQLite only")
 
 
 def run(quick: bool = False, postgres: str | None = "postgresql://postgres@127.0.0.1:5432/test",

@@ -26,8 +26,10 @@ from station.config.collector import parse_collector_config
 CHUNK = 5000
 
 
-def fill(url: str, rows: int, log_every: int = 100_000) -> dict:
-    with Database.open(url) as db:
+def fill(url: str, rows: int) -> dict:
+    from station.progress import progress
+
+    with Database.open(url) as db, progress("filling", total=rows, unit="row") as bar:
         db.migrate()
         have = db.count_detections()
         if have >= rows:
@@ -35,12 +37,12 @@ def fill(url: str, rows: int, log_every: int = 100_000) -> dict:
         t0 = time.perf_counter()
         spacing = 365 * 86400 / rows
         done = have
+        bar(done, rows)
         while done < rows:
             n = min(CHUNK, rows - done)
             db.store_batch(synthetic_detections(n, start=1_767_225_600.0 + done * spacing, spacing_s=spacing))
             done += n
-            if done % log_every == 0:
-                print(f"bench: {done} rows, {done / (time.perf_counter() - t0):.0f} rows/s", flush=True)
+            bar.advance(n)
         seconds = time.perf_counter() - t0
         if db.dialect.name == "postgresql":
             db._exec("VACUUM ANALYZE")  # what autovacuum does soon after a bulk load
@@ -93,6 +95,16 @@ def measure(url: str, data_dir: Path, repeat: int) -> list[dict]:
     finally:
         server.stop()
     return out
+
+
+def add_arguments(p) -> None:
+    from pathlib import Path
+
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--dir", dest="directory", type=Path, default=None,
+                   help="where the SQLite file is made and kept (default ~/.cache/camtrap-bench)")
+    p.add_argument("--postgres", default=None, help="also fill and measure this PostgreSQL (temporary schema)")
 
 
 def run(rows: int = 1_000_000, repeat: int = 20, directory: Path | None = None,

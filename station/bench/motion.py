@@ -124,19 +124,31 @@ def idle_in_subprocess(seconds: float) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def add_arguments(p) -> None:
+    p.add_argument("--quick", action="store_true", help="shorter run (less precise figures)")
+
+
 def run(quick: bool = False) -> dict:
     from station.bench.motion_speed import measure_throughput
     from station.log import setup_logging
 
     setup_logging("warning")
 
+    from station.progress import progress
+
     frames = 1000 if quick else 4000
     throughput = {}
-    for size in ((320, 240), (640, 480)):
-        for det in ("station", "baseline"):
-            throughput[f"{det}_{size[0]}x{size[1]}"] = measure_throughput(size=size, frames=frames, detector=det)
-    idle = idle_in_subprocess(10.0 if quick else 30.0)
-    acc = accuracy(seeds=[1] if quick else [1, 2, 3], duration_s=300.0 if quick else 900.0)
+    with progress("motion bench", total=6, unit="step") as bar:
+        for size in ((320, 240), (640, 480)):
+            for det in ("station", "baseline"):
+                bar.advance(0, name=f"throughput {det} {size[0]}x{size[1]}")
+                throughput[f"{det}_{size[0]}x{size[1]}"] = measure_throughput(size=size, frames=frames, detector=det)
+                bar.advance()
+        bar.advance(0, name="idle daemon")
+        idle = idle_in_subprocess(10.0 if quick else 30.0)
+        bar.advance(name="accuracy on synthetic scenes")
+        acc = accuracy(seeds=[1] if quick else [1, 2, 3], duration_s=300.0 if quick else 900.0)
+        bar.advance()
     st, bl = acc["summary"]["station"], acc["summary"]["baseline"]
     verdict = {
         "fps_320x240_ok": throughput["station_320x240"]["frames_per_s"] >= TARGETS["fps_320x240"],

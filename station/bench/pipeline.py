@@ -9,6 +9,7 @@ walking across the scene.
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -55,14 +56,32 @@ def run_scene(seed: int, duration_s: float, pictures: Path | None, data_dir: Pat
     return {"seed": seed, "elapsed_s": round(elapsed, 1), "events": len(records), "crossings": rows}
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give comma-separated whole numbers, e.g. 1,2,3") from None
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="comma-separated scene seeds")
+    p.add_argument("--duration", dest="duration_s", metavar="S", type=float, default=900.0,
+                   help="scene seconds each")
+    p.add_argument("--pictures", type=Path, default=None, help="walk real pictures across the scene instead")
+
+
 def run(seeds=(1, 2, 3), duration_s: float = 900.0, pictures: Path | None = None) -> dict:
     from station.log import setup_logging
 
+    from station.progress import progress
+
     setup_logging("warning")
     scenes = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, progress("scenes", total=len(seeds), unit="scene") as bar:
         for seed in seeds:
+            bar.advance(0, name=f"seed {seed}")
             scenes.append(run_scene(seed, duration_s, pictures, Path(tmp) / f"seed-{seed}"))
+            bar.advance()
     by_kind: dict[str, Counter] = defaultdict(Counter)
     for scene in scenes:
         for row in scene["crossings"]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from station.camera.base import Camera, CameraError, Frame
+from station.uris import redact_uri
 
 if TYPE_CHECKING:
     from station.config.camera import CameraSection
@@ -74,18 +75,6 @@ class CameraSpec:
     seed: int | None = None
     pictures: Path | None = None
     duration_s: float | None = None
-
-
-def redact_uri(uri: str) -> str:
-    """``rtsp://admin:secret@cam/x`` -> ``rtsp://admin:***@cam/x``; anything else unchanged."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def _bad(uri: str, why: str) -> CameraURIError:

@@ -14,7 +14,8 @@ from station.classifier.classify import Classifier, Result, failed, select_frame
 from station.classifier.model import ClassifierModel, ModelInfo, read_labels
 from station.classifier.preprocess import ImageError
 from station.classifier.runtime import ModelError, available_runtimes
-from station.classifier.taxonomy import TAGS, UNKNOWN, Taxonomy, TaxonomyError, load_taxonomy
+from station.classifier.taxonomy import TAGS, Taxonomy, TaxonomyError, load_taxonomy
+from station.vocabulary import UNKNOWN
 
 ClassifierError = (ModelError, TaxonomyError, ImageError)
 """Everything the classifier raises for bad files; each message names the file."""

@@ -31,9 +31,9 @@ from typing import Sequence
 
 import numpy as np
 
-from station.classifier.taxonomy import TAGS, UNKNOWN
+from station.classifier.taxonomy import TAGS
+from station.vocabulary import BLANK, UNKNOWN
 
-BLANK = "blank"
 FRAMES_K = 2
 
 

@@ -32,6 +32,7 @@ from station.classifier.preprocess import Box, ImageError, load_views, parse_box
 from station.classifier.runtime import ModelError
 from station.classifier.taxonomy import Taxonomy, load_taxonomy
 from station.log import get_logger
+from station.record import ClassificationRecord, EventRecord
 
 log = get_logger("classifier")
 
@@ -65,7 +66,7 @@ class Result:
 
 
 def failed(reason: str, model: dict | None = None, taxonomy: dict | None = None,
-           threshold: float | None = None, frame_errors: list[dict] | None = None) -> dict:
+           threshold: float | None = None, frame_errors: list[dict] | None = None) -> ClassificationRecord:
     """The ``classification`` value of an event that could not be classified."""
     return {"status": "failed", "error": reason, "tag": None, "species": None, "label": None,
             "confidence": None, "top_k": [], "tag_scores": {}, "best_frame": None, "best_box": None,
@@ -128,7 +129,7 @@ class Classifier:
                       top_k=agg.top_k, tag_scores=agg.tag_scores, best_box=_rounded(box))
 
     # -- events -------------------------------------------------------------------
-    def classify_event(self, record: dict, event_dir: str | Path) -> dict:
+    def classify_event(self, record: EventRecord, event_dir: str | Path) -> ClassificationRecord:
         """The ``classification`` value for an event record whose stills are in ``event_dir``."""
         event_dir = Path(event_dir)
         frames = record.get("frames") if isinstance(record, dict) else None
@@ -177,7 +178,7 @@ class Classifier:
     def _taxonomy_id(self) -> dict:
         return {"file": self.taxonomy.source.name, "region": self.taxonomy.region}
 
-    def _failed(self, event_id: str | None, reason: str, errors: list[dict] | None = None) -> dict:
+    def _failed(self, event_id: str | None, reason: str, errors: list[dict] | None = None) -> ClassificationRecord:
         log.warning("classification failed", id=event_id, error=reason)
         return failed(reason, self.model_id, self._taxonomy_id(), self.min_confidence, errors)
 

@@ -14,13 +14,12 @@ are listed and left out of the figures.
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
 from station.classifier.preprocess import ImageError
-from station.classifier.taxonomy import TAGS, UNKNOWN
+from station.classifier.taxonomy import TAGS
+from station.vocabulary import UNKNOWN
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 FOLDER_TAGS = {tag: tag for tag in TAGS} | {"empty": "blank"}
@@ -140,26 +139,3 @@ def format_report(r: dict) -> str:
     if r["errors"]:
         lines += ["", "Unreadable:"] + [f"  {e['error']}" for e in r["errors"]]
     return "\n".join(lines)
-
-
-class ProgressBar:
-    """``progress(done, total, name)`` drawing ``[#####-----] 12/36 name`` on one line of
-    ``stream`` (stderr); silent for runs shorter than ``min_total`` pictures, and when the
-    stream is not a terminal unless ``only_tty`` is False (logs get no carriage returns)."""
-
-    def __init__(self, stream: TextIO | None = None, width: int = 30, min_total: int = 10,
-                 only_tty: bool = True):
-        self.stream, self.width, self.min_total = stream or sys.stderr, width, min_total
-        self.enabled = not only_tty or self.stream.isatty()
-        self._t0 = time.monotonic()
-
-    def __call__(self, done: int, total: int, name: str = "") -> None:
-        if total < self.min_total or not self.enabled:
-            return
-        filled = int(self.width * done / total)
-        rate = done / max(time.monotonic() - self._t0, 1e-9)
-        self.stream.write(f"\r[{'#' * filled}{'-' * (self.width - filled)}] {done}/{total} "
-                          f"{rate:5.1f}/s {name[:30]:30}")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()

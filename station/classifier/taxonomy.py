@@ -39,10 +39,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-TAGS = ("leopard", "tiger", "prey", "human", "vehicle", "other_animal", "blank")
-"""Tags a taxonomy may assign, in the order results list them."""
-UNKNOWN = "unknown"
-"""Not a taxonomy tag: what an event becomes when no tag is confident enough."""
+from station.vocabulary import CLASSIFIER_TAGS as TAGS
+
 NO_ROLL_UP = "none"
 
 _TOP_KEYS = {"schema", "description", "labels", "default_tag", "ranges", "tags", "regions"}
@@ -63,14 +61,6 @@ class Taxonomy:
     fold: np.ndarray
     """For each model output index, its slot."""
 
-    def __post_init__(self):
-        object.__setattr__(self, "_tag_matrix", _one_hot([TAGS.index(t) for t in self.tags], len(TAGS)))
-
-    @property
-    def tag_matrix(self) -> np.ndarray:
-        """(slots, len(TAGS)) one-hot: slot probabilities @ tag_matrix = tag scores."""
-        return self._tag_matrix  # type: ignore[attr-defined]
-
     def roll_up(self, probs: np.ndarray) -> np.ndarray:
         """Model probabilities ([N] or [V, N]) -> slot probabilities ([S] or [V, S])."""
         p = np.atleast_2d(np.asarray(probs, np.float32))
@@ -80,12 +70,6 @@ class Taxonomy:
 
     def tag_of(self, label: str) -> str:
         return self.tags[self.names.index(label)]
-
-
-def _one_hot(index: Sequence[int], width: int) -> np.ndarray:
-    m = np.zeros((len(index), width), np.float32)
-    m[np.arange(len(index)), index] = 1.0
-    return m
 
 
 def _fail(source: Path, key: str, msg: str) -> TaxonomyError:

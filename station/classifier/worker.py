@@ -22,6 +22,7 @@ from station.classifier.classify import Classifier, failed
 from station.config.classifier import ClassifierSection
 from station.events.store import EventStore, StoreError
 from station.log import get_logger
+from station.record import EventRecord
 
 log = get_logger("classifier")
 
@@ -36,7 +37,7 @@ def classification_final(result: dict[str, Any] | None, max_attempts: int) -> bo
     return result.get("status") == "ok" or int(result.get("attempts", 1)) >= max_attempts
 
 
-def needs_classification(record: dict[str, Any], now: float, retry_after_s: float,
+def needs_classification(record: EventRecord, now: float, retry_after_s: float,
                          max_attempts: int = 1_000_000) -> bool:
     if record.get("status") != "closed":
         return False
@@ -50,7 +51,7 @@ def needs_classification(record: dict[str, Any], now: float, retry_after_s: floa
 
 class ClassificationWorker:
     def __init__(self, cfg: ClassifierSection, store: EventStore,
-                 on_classified: Callable[[dict[str, Any]], None] | None = None,
+                 on_classified: Callable[[EventRecord], None] | None = None,
                  loader: Callable[[ClassifierSection], Classifier] = Classifier.from_config,
                  queue_size: int = 256):
         self.cfg = cfg
@@ -69,7 +70,7 @@ class ClassificationWorker:
         self.failures = 0
 
     # -- called from other threads -------------------------------------------------
-    def submit(self, record: dict[str, Any]) -> None:
+    def submit(self, record: EventRecord) -> None:
         """Hand over a closed event (the writer's on_closed hook); never blocks."""
         event_id = record["id"]
         with self._lock:
@@ -185,7 +186,7 @@ class ClassificationWorker:
 
     def _record_crash(self, event_id: str, exc: Exception) -> None:
         """Count a crash as a failed attempt, so the event still becomes final (and is sent)."""
-        def change(record: dict[str, Any]) -> None:
+        def change(record: EventRecord) -> None:
             previous = record.get("classification") or {}
             result = failed(f"classifier crashed: {type(exc).__name__}: {exc}", threshold=self.cfg.min_confidence)
             result["attempted_at"] = round(time.time(), 3)

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -236,12 +237,12 @@ class Alerter:
             return False
 
 
-def cmd_alerts_test(args) -> int:
+def send_test_alerts(config: Path) -> int:
     """``station alerts test --config FILE``: one test message to every URL; 0 when all were delivered."""
-    cfg = load_collector_config(args.config)
-    alerter = Alerter.from_config(cfg.alerts, source=str(args.config), timezone=cfg.http.timezone)
+    cfg = load_collector_config(config)
+    alerter = Alerter.from_config(cfg.alerts, source=str(config), timezone=cfg.http.timezone)
     if not alerter.targets:
-        print(f"{args.config}: no alert URLs configured (alerts.urls, alerts.urls_file)")
+        print(f"{config}: no alert URLs configured (alerts.urls, alerts.urls_file)")
         return 2
     results = alerter.send_test()
     for target, ok in results:

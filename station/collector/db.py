@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 from station.collector.migrations import POSTGRESQL, SQLITE, Dialect, discover
-from station.events.model import iso
+from station.times import iso
 
 MAX_LIMIT = 1000
 _PARAM = re.compile(r"%\((\w+)\)s")

@@ -39,9 +39,11 @@ from station.collector import camtrap_dp
 from station.collector.privacy import Location, LocationPolicy
 from station.collector.taxa import Taxon, taxon_for
 from station.config.collector import CollectorConfig
+from station.vocabulary import ANIMAL_TAGS, TAGS
 
-OBSERVATION_TYPES = {"leopard": "animal", "tiger": "animal", "prey": "animal", "other_animal": "animal",
-                     "human": "human", "vehicle": "vehicle", "blank": "blank", "unknown": "unknown"}
+OBSERVATION_TYPES = {tag: "animal" if tag in ANIMAL_TAGS else tag for tag in TAGS}
+"""Camtrap DP observationType of each tag: the animals are "animal"; human, vehicle, blank
+and unknown are Camtrap DP's own words."""
 
 DEPLOYMENT_FIELDS = ("deploymentID", "locationID", "locationName", "latitude", "longitude", "coordinateUncertainty",
                      "deploymentStart", "deploymentEnd", "setupBy", "cameraID", "cameraModel", "cameraDelay",

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import collections
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -51,9 +52,11 @@ from station.collector.intake import Accepted, admit
 from station.collector.thumbnails import ThumbnailFileError, ThumbnailStore
 from station.config.collector import CollectorConfig
 from station.feed.messages import ThumbnailError
-from station.feed.publisher import build_tls_context, connect_async, new_client, read_password
+from station.feed.client import (build_tls_context, connect_async, describe_connect_error, describe_refusal,
+                                 new_client, read_password)
 from station.feed.topics import all_stations
 from station.log import get_logger
+from station.uris import redact_uri
 
 log = get_logger("collector")
 
@@ -120,7 +123,7 @@ class Ingest:
         connect_async(self._client, cfg, receive_maximum=cfg.receive_maximum)
         self._client.loop_start()
         log.info("collector ingest starting", host=cfg.host, port=cfg.port, client_id=self.client_id,
-                 shared_group=cfg.shared_group, database=_redact(url))
+                 shared_group=cfg.shared_group, database=redact_uri(url))
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -149,8 +152,8 @@ class Ingest:
     # -- network thread --------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         if reason.is_failure:
-            self._last_error = f"broker refused the connection: {reason}"
-            log.error("broker refused the collector", reason=str(reason), client_id=self.client_id)
+            self._last_error = describe_refusal(self.cfg.mqtt, reason).message
+            log.error(self._last_error, client_id=self.client_id)
             return
         with self._gen_lock:
             self._generation += 1
@@ -165,12 +168,14 @@ class Ingest:
         log.info("collector connected", session_present=session, subscriptions=",".join(self.subscriptions()))
 
     def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this from inside its ``except OSError`` block: the error is the one being handled.
+        problem = describe_connect_error(self.cfg.mqtt, sys.exc_info()[1])
         self.counters["connect_failures"] += 1
         n = self.counters["connect_failures"]
-        self._last_error = f"broker {self.cfg.mqtt.host}:{self.cfg.mqtt.port} unreachable"
-        if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th ... failure: the log stays readable over a long outage
-            log.warning("broker unreachable; retrying with backoff", host=self.cfg.mqtt.host,
-                        port=self.cfg.mqtt.port, failures=n)
+        changed = problem.message != self._last_error
+        self._last_error = problem.message
+        if changed or n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th ... failure: readable over a long outage
+            getattr(log, problem.level)(problem.message + "; retrying with backoff", failures=n)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         refused = False
@@ -430,12 +435,3 @@ class _Transient(Exception):
 def _station_of_topic(topic: str) -> str:
     parts = topic.split("/")
     return parts[-2][:64] if len(parts) >= 2 else ""
-
-
-def _redact(url: str) -> str:
-    """A database URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
-    return url

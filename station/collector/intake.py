@@ -23,9 +23,8 @@ from station.collector.db import Payload, Rejection
 from station.feed.schema import KINDS as SCHEMA_KINDS
 from station.feed.schema import MAJOR, PayloadError, validate
 from station.feed.topics import TopicError, parse_topic
+from station.vocabulary import STORED_KINDS
 
-STORED_KINDS = ("detection", "thumbnail", "status", "health")
-"""What the collector subscribes to; commands and their results are for operators."""
 
 REASONS = ("bad_topic", "too_large", "not_json", "not_object", "unknown_schema", "unknown_version",
            "kind_mismatch", "station_mismatch", "invalid", "bad_thumbnail", "storage_refused", "internal_error")

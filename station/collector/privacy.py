@@ -36,10 +36,6 @@ class Location:
     coordinate_uncertainty_m: int | float | None
     generalised: bool
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"latitude": self.latitude, "longitude": self.longitude,
-                "coordinate_uncertainty_m": self.coordinate_uncertainty_m, "generalised": self.generalised}
-
 
 def _decimals(step: float) -> int:
     """Decimal places that show a multiple of ``step`` exactly (0.1 -> 2 for the half-cell centre)."""

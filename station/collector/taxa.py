@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from station.vocabulary import ANIMAL_TAGS
+
 
 @dataclass(frozen=True, slots=True)
 class Taxon:
@@ -78,7 +80,6 @@ SCIENTIFIC_NAMES: dict[str, Taxon] = {
     "mink": MINK, "otter": OTTER, "domestic dog": DOG, "domestic cat": CAT,
 }
 
-ANIMAL_TAGS = ("leopard", "tiger", "prey", "other_animal")
 
 
 def taxon_for(tag: str | None, species: str | None, label: str | None = None) -> Taxon | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from station.collector.db import ThumbnailRow
-from station.events.store import atomic_write
+from station.files import atomic_write
 from station.feed.messages import ThumbnailError, jpeg_size
 
 

@@ -24,8 +24,8 @@ from pydantic import Field, SecretStr, field_validator
 from station.config.base import Section
 from station.config.logging import LoggingSection
 from station.config.mqtt import CLIENT_ID_PATTERN, BrokerSection
+from station.vocabulary import TAGS
 
-TAGS = ("leopard", "tiger", "prey", "human", "vehicle", "other_animal", "blank", "unknown")
 
 
 class CollectorSection(Section):

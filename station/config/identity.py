@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field
 
 from station.config.base import Section
+from station.vocabulary import ID_PATTERN
 
 # MQTT topic levels and file names are built from these ids: no '/', '+', '#', spaces.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 # Camtrap DP deployments.featureType vocabulary.
 FeatureType = Literal[

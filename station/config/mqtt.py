@@ -2,7 +2,7 @@
 
 Only the shape of the values is checked here. Whether the files can be read and hold
 what they should (a CA certificate, a certificate and its key, a password) is checked
-when the feed starts (:func:`station.feed.publisher.check_settings`), and those errors
+when the feed starts (:func:`station.feed.client.check_settings`), and those errors
 name the key too, e.g. ``mqtt.ca_file: not a PEM certificate``.
 
 Protocol: MQTT 5 by default. Mosquitto 2 and paho-mqtt 2 both speak it, and it gives
@@ -27,8 +27,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from station.config.base import Section
+from station.vocabulary import ID_PATTERN as CLIENT_ID_PATTERN
 
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def _absolute(value: Path | None, key: str) -> Path | None:

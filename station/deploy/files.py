@@ -6,9 +6,10 @@ import contextlib
 import fcntl
 import grp
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from station.files import atomic_write
 
 
 def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600, group: str | None = None) -> bool:
@@ -31,25 +32,8 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600, group: str
             with contextlib.suppress(KeyError):
                 uid, gid = 0, grp.getgrnam(group).gr_gid
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        if (uid, gid) != (-1, -1) and os.geteuid() == 0:
-            os.chown(tmp, uid, gid)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    owner = (uid, gid) if (uid, gid) != (-1, -1) and os.geteuid() == 0 else None
+    atomic_write(path, raw, mode=mode, owner=owner)
     return True
 
 

@@ -34,7 +34,7 @@ from station.deploy.acl import ROLES, AclFile
 from station.deploy.configs import BrokerAccess, collector_config, station_config
 from station.deploy.files import locked, write_atomic
 from station.deploy.passwd import PasswordFile, hash_password, new_password, verify_password
-from station.feed.topics import STATION_ID_PATTERN
+from station.vocabulary import ID_PATTERN as STATION_ID_PATTERN
 
 DEFAULT_BROKER_DIR = Path("/etc/mosquitto/camtrap")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

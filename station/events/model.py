@@ -8,18 +8,11 @@ its shape is versioned (``schema``). Later stages add their own top-level keys
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
 
 from station.motion.types import Box
+from station.record import RECORD_SCHEMA, CaptureRecord, FrameRecord
+from station.times import iso
 
-RECORD_SCHEMA = 1
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -35,7 +28,7 @@ class Still:
     """File name inside the event folder; None if the frame could not be written."""
     error: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> FrameRecord:
         return {
             "index": self.index,
             "file": self.file,
@@ -69,7 +62,7 @@ class Event:
     def is_open(self) -> bool:
         return self.end_time is None
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> CaptureRecord:
         return {
             "schema": RECORD_SCHEMA,
             "id": self.id,

@@ -64,6 +64,17 @@ class EventRecorder:
         self._recent_boxes: tuple[float, tuple[Box, ...]] = (-math.inf, ())
         self.events_closed = 0
 
+    def reconfigure(self, cfg: EventsSection, station_id: str, deployment_id: str) -> None:
+        """Take new [events] settings and identity (a config reload); the next frame uses them.
+        The event in hand keeps its id, station and deployment."""
+        self.cfg = cfg
+        self.station_id, self.deployment_id = station_id, deployment_id
+
+    def use_camera(self, camera: str) -> None:
+        """A new camera (a reload that changed ``camera.uri``): events say which one saw them."""
+        self.interrupt("reload")
+        self.camera = camera
+
     @property
     def current(self) -> Event | None:
         return self._event

@@ -44,6 +44,11 @@ class DiskGuard:
         self._disk_usage = disk_usage
         self.low = False
 
+    def reconfigure(self, min_free_mb: float, max_size_mb: float = 0) -> None:
+        """New floor and cap (a config reload); the next check uses them."""
+        self.min_free = min_free_mb * MB
+        self.max_size = max_size_mb * MB
+
     def free_bytes(self) -> int:
         return self._disk_usage(str(self.store.data_dir)).free
 

@@ -19,12 +19,14 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
 
-from station.events.model import iso
+from station.files import atomic_write
+from station.record import EventRecord
+from station.times import iso
 from station.log import get_logger
 
 log = get_logger("store")
@@ -34,29 +36,6 @@ RECORD_NAME = "event.json"
 
 class StoreError(RuntimeError):
     """A record or frame in the store is unreadable; the message names the file."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        _fsync_dir(path.parent)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -87,7 +66,7 @@ class EventStore:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     # -- writing --------------------------------------------------------------
-    def write_record(self, record: dict[str, Any]) -> None:
+    def write_record(self, record: EventRecord) -> None:
         with self._lock:
             folder = self.event_dir(record["id"])
             folder.mkdir(parents=True, exist_ok=True)
@@ -103,11 +82,11 @@ class EventStore:
         self._account(event_id)
         return len(data)
 
-    def update(self, event_id: str, **keys: Any) -> dict[str, Any]:
+    def update(self, event_id: str, **keys: Any) -> EventRecord:
         """Set top-level keys of a record (read, modify, write atomically)."""
         return self.modify(event_id, lambda record: record.update(keys))
 
-    def modify(self, event_id: str, change) -> dict[str, Any]:
+    def modify(self, event_id: str, change: Callable[[EventRecord], bool | None]) -> EventRecord:
         """Apply ``change(record)`` (it edits the dict in place; returning False means
         "nothing to write") under the store's lock, so a decision taken on what the
         record says cannot be overtaken by another thread's write."""
@@ -124,7 +103,7 @@ class EventStore:
                 self._sizes.pop(event_id, None)
 
     # -- reading --------------------------------------------------------------
-    def load(self, event_id: str) -> dict[str, Any]:
+    def load(self, event_id: str) -> EventRecord:
         path = self.event_dir(event_id) / RECORD_NAME
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -136,7 +115,7 @@ class EventStore:
             raise StoreError(f"{path}: not an event record for {event_id}")
         return record
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[EventRecord]:
         """Every readable record, oldest first; unreadable ones are logged and skipped."""
         for event_id in self.ids():
             try:

@@ -46,7 +46,6 @@ class EventWriter:
         self._last_check = 0.0
         self.stills_written = 0
         self.stills_dropped = 0
-        self.records_written = 0
 
     # -- EventSink, called on the capture thread --------------------------------
     def opened(self, event: Event) -> None:
@@ -164,7 +163,6 @@ class EventWriter:
             self._check_disk()
             return False
         self._unwritten.pop(record["id"], None)
-        self.records_written += 1
         return True
 
     def _retry_unwritten(self) -> None:

@@ -20,22 +20,22 @@ import time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from station import __version__
 from station.config.identity import StationSection
-from station.events.model import iso
+from station.record import EventRecord
+from station.times import iso
 from station.feed.schema import PayloadError, validate
-from station.feed.topics import COMMANDS
+from station.vocabulary import COMMANDS
+from station.uris import redact_uri
 
 THUMBNAIL_MAX_BYTES = 24 * 1024
 """Default cap on a thumbnail's JPEG (the schema allows at most 256 KiB)."""
 THUMBNAIL_MAX_SIDE = 320
 COMMAND_MAX_BYTES = 4096
-TAGS = ("leopard", "tiger", "prey", "human", "vehicle", "other_animal", "blank", "unknown")
 
 
 class MessageError(ValueError):
@@ -84,7 +84,7 @@ def _box(values: Sequence[float] | None) -> list[float] | None:
     return [min(1.0, max(0.0, round(float(v), 4))) for v in values]
 
 
-def detection_message(record: Mapping[str, Any], station: StationSection, *, thumbnail: bool = False,
+def detection_message(record: EventRecord, station: StationSection, *, thumbnail: bool = False,
                       sent_at: float | None = None, coordinate_uncertainty_m: float | None = None,
                       extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """detection/1 for a closed event record (docs/event-store.md) and the ``[station]``
@@ -177,22 +177,6 @@ HEALTH_SECTIONS: dict[str, tuple[str, ...]] = {
     "events": ("total", "pending_classification"),
     "clock": ("synchronized", "source", "offset_s"),
 }
-_SECRET_KEYS = ("pass", "password", "pwd", "token", "key", "secret", "auth", "user", "username")
-
-
-def redact_uri(uri: str | None) -> str | None:
-    """A camera URI fit to publish: user info and secret-looking query values become ``***``."""
-    if not uri or "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k.lower() in _SECRET_KEYS else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _section(name: str, value: Any) -> dict[str, Any]:

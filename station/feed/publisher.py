@@ -22,20 +22,18 @@ connection (credentials, TLS) is reported once per outage in the log and in
 
 from __future__ import annotations
 
-import ssl
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode
 
-from station.config.mqtt import BrokerSection, MqttSection
+from station.config.mqtt import MqttSection
+from station.feed.client import (build_tls_context, connect_async, describe_connect_error, describe_refusal,
+                                 new_client, read_password)
 from station.feed.outbox import Outbox, OutboxRow
 from station.log import get_logger
 
@@ -43,127 +41,6 @@ log = get_logger("feed")
 
 REPEAT_LOG_S = 600.0
 """An unchanged connection problem is logged again at most this often."""
-
-
-class FeedConfigError(ValueError):
-    """A feed setting that cannot work; ``key`` is the config key, and the message starts with it."""
-
-    def __init__(self, key: str, message: str):
-        self.key = f"mqtt.{key}"
-        super().__init__(f"{self.key}: {message}")
-
-
-# -- settings checked before connecting ------------------------------------------------
-def _read(key: str, path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise FeedConfigError(key, f"{path}: no such file") from None
-    except PermissionError:
-        raise FeedConfigError(key, f"{path}: permission denied (the station's user cannot read it)") from None
-    except IsADirectoryError:
-        raise FeedConfigError(key, f"{path}: is a directory, not a file") from None
-    except OSError as exc:
-        raise FeedConfigError(key, f"{path}: cannot be read: {exc.strerror or exc}") from None
-
-
-def read_password(cfg: BrokerSection) -> str | None:
-    if cfg.password is not None:
-        return cfg.password.get_secret_value()
-    if cfg.password_file is None:
-        return None
-    try:
-        text = _read("password_file", cfg.password_file).decode("utf-8")
-    except UnicodeDecodeError:
-        raise FeedConfigError("password_file", f"{cfg.password_file}: not UTF-8 text") from None
-    password = text.splitlines()[0] if text.strip() else ""
-    if not password:
-        raise FeedConfigError("password_file", f"{cfg.password_file}: is empty")
-    return password
-
-
-def _pem(key: str, path: Path, marker: bytes, what: str) -> str:
-    data = _read(key, path)
-    if marker not in data:
-        raise FeedConfigError(key, f"{path}: not a PEM {what} (no '{marker.decode()}' block)")
-    return data.decode("ascii", errors="replace")
-
-
-def build_tls_context(cfg: BrokerSection) -> ssl.SSLContext | None:
-    """The client's TLS context, or None without TLS. Every failure names its key."""
-    if not cfg.tls:
-        return None
-    if cfg.ca_file is not None:
-        ca = _pem("ca_file", cfg.ca_file, b"-----BEGIN CERTIFICATE-----", "certificate")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # trusts this CA only, not the system's
-        try:
-            ctx.load_verify_locations(cadata=ca)
-        except ssl.SSLError as exc:
-            raise FeedConfigError("ca_file", f"{cfg.ca_file}: not a usable CA certificate ({exc.reason or exc})") from None
-    else:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if cfg.cert_file is not None and cfg.key_file is not None:
-        cert = _pem("cert_file", cfg.cert_file, b"-----BEGIN CERTIFICATE-----", "certificate")
-        try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=cert)
-        except ssl.SSLError as exc:
-            raise FeedConfigError("cert_file", f"{cfg.cert_file}: not a usable certificate ({exc.reason or exc})") from None
-        key = _pem("key_file", cfg.key_file, b"PRIVATE KEY-----", "private key")
-        if "ENCRYPTED" in key:
-            raise FeedConfigError("key_file", f"{cfg.key_file}: the key is encrypted; give an unencrypted key "
-                                              "readable only by the station's user")
-        try:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file, password=lambda: b"")
-        except ssl.SSLError as exc:
-            if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
-                raise FeedConfigError("key_file", f"{cfg.key_file}: does not belong to the certificate "
-                                                  f"in mqtt.cert_file ({cfg.cert_file})") from None
-            raise FeedConfigError("key_file", f"{cfg.key_file}: not a usable private key ({exc.reason or exc})") from None
-        except OSError as exc:
-            raise FeedConfigError("key_file", f"{cfg.key_file}: {exc}") from None
-    ctx.check_hostname = not cfg.tls_insecure
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
-def check_settings(cfg: BrokerSection) -> None:
-    """Raise :class:`FeedConfigError` if the password file or TLS files cannot work
-    (for ``station config check`` and the daemon's start-up)."""
-    read_password(cfg)
-    build_tls_context(cfg)
-
-
-def new_client(cfg: BrokerSection, client_id: str, *, password: str | None, tls: ssl.SSLContext | None,
-               **kwargs: Any) -> mqtt.Client:
-    """A paho-mqtt 2 client for ``cfg`` (protocol, session, credentials, TLS, reconnect
-    backoff); the station's publisher and the collector's ingest add their callbacks."""
-    v5 = cfg.protocol == "5"
-    args: dict[str, Any] = {"callback_api_version": CallbackAPIVersion.VERSION2, "client_id": client_id,
-                            "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311, **kwargs}
-    if not v5:
-        args["clean_session"] = cfg.clean_start
-    client = mqtt.Client(**args)
-    client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
-    if cfg.username is not None:
-        client.username_pw_set(cfg.username, password)
-    if tls is not None:
-        client.tls_set_context(tls)
-    client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
-    return client
-
-
-def connect_async(client: mqtt.Client, cfg: BrokerSection, receive_maximum: int | None = None) -> None:
-    """Start connecting (paho's loop retries): MQTT 5 with the session expiry (and Receive
-    Maximum, when given) as CONNECT properties."""
-    if cfg.protocol == "5":
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = cfg.session_expiry_s
-        if receive_maximum is not None:
-            props.ReceiveMaximum = receive_maximum
-        client.connect_async(cfg.host, cfg.port, cfg.keepalive_s, clean_start=cfg.clean_start, properties=props)
-    else:
-        client.connect_async(cfg.host, cfg.port, cfg.keepalive_s)
 
 
 # -- the publisher -------------------------------------------------------------------------
@@ -429,7 +306,7 @@ class Publisher:
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         if reason.is_failure:
             self._attempt_refused = True
-            self._report(self._describe_refusal(reason))
+            self._report(describe_refusal(self.cfg, reason).message)
             return
         window = self.cfg.max_inflight
         receive_max = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
@@ -460,7 +337,8 @@ class Publisher:
 
     def _on_connect_fail(self, client, userdata) -> None:
         # paho calls this from inside its ``except OSError`` block: the error is the one being handled.
-        self._report(*self._describe_connect_error(sys.exc_info()[1]))
+        problem = describe_connect_error(self.cfg, sys.exc_info()[1])
+        self._report(problem.message, level=problem.level)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         with self._cond:
@@ -519,49 +397,3 @@ class Publisher:
         self._last_logged = (message, now, 0)
         extra = {"repeated": repeats} if repeats else {}
         getattr(log, level)(message, host=self.cfg.host, port=self.cfg.port, **fields, **extra)
-
-    def _credential_keys(self) -> str:
-        if self.cfg.username is None:
-            return "mqtt.username and mqtt.password"
-        return "mqtt.username and " + ("mqtt.password_file" if self.cfg.password_file else "mqtt.password")
-
-    def _describe_refusal(self, reason: Any) -> str:
-        name = getattr(reason, "getName", lambda: str(reason))()
-        where = f"the broker at {self.cfg.host}:{self.cfg.port} refused the connection: {name}"
-        if name in ("Bad user name or password", "Not authorized"):
-            if self.cfg.username is None:
-                return f"{self._credential_keys()}: {where}; it wants credentials and none are set"
-            return f"{self._credential_keys()}: {where}; check the credentials"
-        if name == "Client identifier not valid":
-            return f"mqtt.client_id: {where}"
-        if name == "Unsupported protocol version":
-            return f"mqtt.protocol: {where}; try protocol = \"3.1.1\""
-        return where
-
-    def _describe_connect_error(self, exc: BaseException | None) -> tuple[str, str]:
-        """(message naming the key, log level) for a failed connection attempt."""
-        host, port = self.cfg.host, self.cfg.port
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            detail = exc.verify_message or str(exc)
-            if exc.verify_code == 62 or "hostname" in detail.lower() or "ip address mismatch" in detail.lower():
-                return (f"mqtt.host: the broker's certificate does not name {host!r} ({detail}); connect "
-                        f"by a name the certificate holds, or set mqtt.tls_insecure = true", "error")
-            ca = str(self.cfg.ca_file) if self.cfg.ca_file else "the system's CA certificates"
-            return (f"mqtt.ca_file: the broker's certificate at {host}:{port} is not trusted by {ca} "
-                    f"({detail})", "error")
-        if isinstance(exc, ssl.SSLError):
-            text = str(exc)
-            if "certificate" in text.lower() and "alert" in text.lower():
-                return (f"mqtt.cert_file: the broker at {host}:{port} rejected the client certificate "
-                        f"({text})", "error")
-            return (f"mqtt.tls: the TLS handshake with {host}:{port} failed ({text}); is mqtt.port a TLS "
-                    f"port?", "error")
-        if isinstance(exc, ConnectionRefusedError):
-            return f"cannot connect to {host}:{port}: connection refused (broker down, or mqtt.host/mqtt.port wrong)", "warning"
-        if exc is not None and exc.__class__.__name__ == "gaierror":
-            return f"mqtt.host: cannot resolve {host!r}: {exc}", "error"
-        if isinstance(exc, TimeoutError):
-            return f"cannot connect to {host}:{port}: no answer (timed out)", "warning"
-        if exc is None:
-            return f"cannot connect to {host}:{port}", "warning"
-        return f"cannot connect to {host}:{port}: {exc}", "warning"

@@ -39,7 +39,8 @@ except ImportError:  # pragma: no cover - the station itself does without
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_BASE = "https://camtrap-station.example/schemas/"
-KINDS = ("detection", "status", "health", "thumbnail", "command", "command_result")
+from station.vocabulary import MESSAGE_KINDS as KINDS
+
 MAJOR = 1
 
 

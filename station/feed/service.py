@@ -3,7 +3,7 @@
     classified event ──► detection (+ thumbnail) committed to the SQLite outbox ──► publisher ──► broker
                          record.delivery = queued                 PUBACK ──► record.delivery = delivered
     health thread ──► health (QoS 0, retained)     status: online on connect, offline on stop, will on loss
-    broker ──► command/snapshot|reload ──► daemon ──► command_result
+    broker ──► command/snapshot|reload ──► the station (StationControl) ──► command_result
 
 A detection is sent once its classification is final (a success, or a failure after
 ``classifier.max_attempts``). At start, every final event not yet delivered is queued
@@ -16,33 +16,33 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from station import __version__, sysinfo
 from station.classifier.worker import classification_final
 from station.config import StationConfig
 from station.events.store import EventStore, StoreError
 from station.feed.messages import (
-    CommandError, MessageError, ThumbnailError, command_result, detection_message, encode,
+    Command, CommandError, MessageError, ThumbnailError, command_result, detection_message, encode,
     health_message, make_thumbnail, parse_command, status_message, thumbnail_message, thumbnail_source,
     will_message,
 )
 from station.feed.outbox import Outbox, OutboxError
-from station.feed.publisher import FeedConfigError, Publisher
+from station.feed.client import FeedConfigError
+from station.feed.control import StationControl, StationFacts
+from station.feed.publisher import Publisher
 from station.feed.topics import DELIVERY, Topics, parse_topic
 from station.log import get_logger
-
-if TYPE_CHECKING:
-    from station.daemon import StationDaemon
+from station.record import DeliveryRecord, EventRecord
 
 log = get_logger("feed")
 
 
-def delivered(record: dict[str, Any]) -> bool:
+def delivered(record: EventRecord) -> bool:
     return (record.get("delivery") or {}).get("status") == "delivered"
 
 
-def prunable_when_fed(record: dict[str, Any]) -> bool:
+def prunable_when_fed(record: EventRecord) -> bool:
     """With the feed on, an event may leave the card only once the broker has it."""
     return record.get("status") == "closed" and delivered(record)
 
@@ -66,15 +66,16 @@ class FeedService:
         self.publisher = Publisher(cfg.mqtt, cfg.station.id, self.outbox, will=will,
                                    on_delivered=self._on_delivered, on_command=self._on_command,
                                    on_connected=self._on_connected, subscribe_topics=[self.topics.commands])
-        self.daemon: StationDaemon | None = None
+        self.control: StationControl | None = None
+        self._handlers: dict[str, Callable[[Command, StationControl], None]] = {
+            "snapshot": self._snapshot, "reload": self._reload}
         self._stop = threading.Event()
         self._health: threading.Thread | None = None
-        self.detections_queued = 0
 
     # -- life cycle ------------------------------------------------------------------
-    def start(self, daemon: "StationDaemon | None") -> None:
-        """Start publishing; ``daemon`` answers commands and health facts (None in benchmarks)."""
-        self.daemon = daemon
+    def start(self, control: StationControl | None) -> None:
+        """Start publishing; ``control`` answers commands and gives health facts (None in benchmarks)."""
+        self.control = control
         # Catching up after a long outage reads every record (and may build thumbnails):
         # never on the capture thread.
         self._catcher = threading.Thread(target=self._catch_up, name="feed-catch-up", daemon=True)
@@ -87,6 +88,18 @@ class FeedService:
         """Block until the start-up catch-up has queued every undelivered detection."""
         if getattr(self, "_catcher", None) is not None:
             self._catcher.join(timeout)
+
+    def wait_delivered(self, timeout: float) -> bool:
+        """Block until every final event is queued and the broker has acknowledged the outbox
+        (a replay that ran out, the demo's Ctrl-C); False at the timeout."""
+        deadline = time.monotonic() + timeout
+        self.wait_caught_up(timeout)
+        return self.publisher.wait_delivered(max(0.0, deadline - time.monotonic()))
+
+    def reconfigure(self, cfg: StationConfig) -> None:
+        """A reloaded config: the classifier and station sections take effect for the next
+        detection; [mqtt] is kept until the next start (the connection is built once)."""
+        self.cfg = self.cfg.model_copy(update={"classifier": cfg.classifier, "station": cfg.station})
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,7 +129,7 @@ class FeedService:
         if queued:
             log.info("undelivered detections queued again", count=queued)
 
-    def _final(self, record: dict[str, Any]) -> bool:
+    def _final(self, record: EventRecord) -> bool:
         if record.get("status") != "closed":
             return False
         if not self.cfg.classifier.enabled:
@@ -124,12 +137,12 @@ class FeedService:
         return classification_final(record.get("classification"), self.cfg.classifier.max_attempts)
 
     # -- events in ---------------------------------------------------------------------
-    def on_event(self, record: dict[str, Any]) -> None:
+    def on_event(self, record: EventRecord) -> None:
         """Called with each event's latest record (after classification, if on)."""
         if self._final(record) and not delivered(record):
             self.enqueue(record)
 
-    def enqueue(self, record: dict[str, Any], thumbnail: bool = True) -> bool:
+    def enqueue(self, record: EventRecord, thumbnail: bool = True) -> bool:
         event_id = record["id"]
         thumb = None
         if self.cfg.mqtt.thumbnails and thumbnail:
@@ -148,11 +161,10 @@ class FeedService:
             self.outbox.put(self.topics.thumbnail, encode(thumb), qos=d.qos, retain=d.retain,
                             kind="thumbnail", message_id=thumb["message_id"])
         if stored:
-            self.detections_queued += 1
             self._mark(event_id, {"status": "queued", "queued_at": round(time.time(), 3)})
         return stored
 
-    def _thumbnail(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def _thumbnail(self, record: EventRecord) -> dict[str, Any] | None:
         name = thumbnail_source(record)
         if name is None:
             return None
@@ -166,8 +178,8 @@ class FeedService:
             log.warning("no thumbnail for event", id=record["id"], error=str(exc))
             return None
 
-    def _mark(self, event_id: str, delivery: dict[str, Any]) -> None:
-        def change(record: dict[str, Any]) -> bool:
+    def _mark(self, event_id: str, delivery: DeliveryRecord) -> None:
+        def change(record: EventRecord) -> bool:
             if delivered(record):
                 return False  # a fast PUBACK got here first: never step back to "queued"
             record["delivery"] = {**(record.get("delivery") or {}), **delivery}
@@ -197,33 +209,22 @@ class FeedService:
                 log.exception("health heartbeat failed")
 
     def health(self) -> dict[str, Any]:
-        daemon = self.daemon
-        stats = daemon.stats if daemon else None
-        guard = daemon.writer.guard if daemon else None
+        facts = self.control.facts() if self.control is not None else StationFacts()
         out = self.outbox.stats()
-        disk = {"free_mb": None, "store_mb": None, "low": False}
-        if guard is not None:
-            try:
-                disk = {"free_mb": round(guard.free_bytes() / 2**20, 1),
-                        "store_mb": round(self.store.size_bytes() / 2**20, 1), "low": guard.low}
-            except OSError:
-                pass
         load = sysinfo.load_average() or (0.0, 0.0, 0.0)
         return health_message(
             self.cfg.station.id, uptime_s=self.uptime.seconds(), cpu_temperature_c=sysinfo.cpu_temperature_c(),
-            load=load, memory=sysinfo.memory_mb(), disk=disk,
+            load=load, memory=sysinfo.memory_mb(), disk=facts.disk,
             outbox={"depth": out.depth, "detections": out.depth_by_kind.get("detection", 0),
                     "thumbnails": out.depth_by_kind.get("thumbnail", 0), "oldest_age_s": out.oldest_age_s,
                     "bytes": out.bytes, "cap_mb": round(out.cap_bytes / 2**20, 1), "full": out.full,
                     "thumbnails_dropped": out.evicted.get("thumbnail", 0) + out.refused.get("thumbnail", 0),
                     "detections_dropped": out.evicted.get("detection", 0) + out.refused.get("detection", 0)},
-            camera={"state": stats.camera_state if stats else "starting", "uri": daemon.camera.uri if daemon else None,
-                    "fps": daemon.camera.fps if daemon else None, "failures": stats.camera_failures if stats else 0},
-            events={"total": len(self.store.ids()),
-                    "pending_classification": daemon.classifier.pending if daemon and daemon.classifier else 0},
+            camera=facts.camera,
+            events={"total": len(self.store.ids()), "pending_classification": facts.pending_classification},
             clock=sysinfo.clock_sync(),
             # "active", or "sleeping until 18:42" outside [schedule] active hours (camera closed).
-            extra={"schedule": stats.schedule_state} if stats else None)
+            extra={"schedule": facts.schedule} if facts.schedule is not None else None)
 
     def publish_health(self) -> bool:
         try:
@@ -252,14 +253,17 @@ class FeedService:
             return
         log.info("command received", command=command.command, request_id=command.request_id,
                  sent_by=command.sent_by)
-        if self.daemon is None:
+        if self.control is None:
             self._reply(command.request_id, command.command, False, "station not running")
-        elif command.command == "snapshot":
-            self.daemon.request_snapshot(lambda event_id, message: self._reply(
-                command.request_id, "snapshot", event_id is not None, message, event_id))
-        elif command.command == "reload":
-            self.daemon.request_reload(lambda ok, message: self._reply(
-                command.request_id, "reload", ok, message))
+            return
+        self._handlers[command.command](command, self.control)
+
+    def _snapshot(self, command: Command, control: StationControl) -> None:
+        control.request_snapshot(lambda event_id, message: self._reply(
+            command.request_id, "snapshot", event_id is not None, message, event_id))
+
+    def _reload(self, command: Command, control: StationControl) -> None:
+        control.request_reload(lambda ok, message: self._reply(command.request_id, "reload", ok, message))
 
     def _reply(self, request_id: str, command: str, ok: bool, message: str, event_id: str | None = None) -> None:
         msg = command_result(self.cfg.station.id, request_id, command, ok, message, event_id=event_id)

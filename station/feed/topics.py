@@ -20,12 +20,11 @@ from typing import NamedTuple
 
 DEFAULT_PREFIX = "camtrap/v1"
 
-STATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_STATION_ID = re.compile(STATION_ID_PATTERN)
+from station.vocabulary import COMMANDS, ID_PATTERN
+from station.vocabulary import MESSAGE_KINDS as KINDS
 
-KINDS = ("detection", "status", "health", "thumbnail", "command", "command_result")
-"""Topic kinds, the last level of a station's topics (``command`` has one more: the name)."""
-COMMANDS = ("snapshot", "reload")
+STATION_ID_PATTERN = ID_PATTERN
+_STATION_ID = re.compile(STATION_ID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

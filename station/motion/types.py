@@ -18,10 +18,6 @@ class Box:
     def area(self) -> float:
         return self.w * self.h
 
-    def to_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
-        return (round(self.x * width), round(self.y * height),
-                max(1, round(self.w * width)), max(1, round(self.h * height)))
-
     def as_list(self) -> list[float]:
         return [round(self.x, 4), round(self.y, 4), round(self.w, 4), round(self.h, 4)]
 

@@ -53,7 +53,7 @@ def clothes(cv: Canvas, rg: Regions, rng, outfit: int) -> np.ndarray:
     cv2.fillPoly(img, [cv.fx(cap)], (40, 45, 50) if outfit != 2 else (50, 80, 60), cv2.LINE_AA, shift=4)
     cv2.fillPoly(img, [cv.fx(pack)], (45, 62, 72), cv2.LINE_AA, shift=4)
     px0, py0 = cv.px(pack.min(0))
-    px1, py1 = cv.px(pack.max(0))
+    px1, _ = cv.px(pack.max(0))
     cv2.rectangle(img, (int(px0), int(py0 + 0.1 * ppu)), (int(px1), int(py0 + 0.13 * ppu)), (30, 40, 45), -1)
     ex, ey = cv.px(cv.plan.eye)
     ellipse(img, ex, ey, 0.007 * ppu, 0.005 * ppu, 0, (20, 25, 30))

@@ -201,8 +201,7 @@ def tiger(cv: Canvas, rg: Regions, rng) -> np.ndarray:
         if rg.legs[yi, xi] and rg.Y[yi, xi] < 0.9:
             ellipse(img, sx, sy, 0.03 * ppu, 0.008 * ppu, rng.uniform(-15, 15), BLACK)
     # Head: forehead dashes, cheek stripes.
-    hx0, hy0 = cv.px(cv.plan.head.min(0))
-    hx1, hy1 = cv.px(cv.plan.head.max(0))
+    _, hy0 = cv.px(cv.plan.head.min(0))
     for i in range(5):
         fx = ex - (0.02 + 0.028 * i) * ppu
         _stripe(img, rng, fx, hy0 + 0.01 * ppu, 0.05 * ppu, 0.012 * ppu, -0.01 * ppu)

@@ -86,7 +86,7 @@ def deer(cv: Canvas, rg: Regions, rng, sika: bool) -> np.ndarray:
             if rg.top[x] < back - 0.06 * ppu:  # the neck rises: the stripe ends at the withers
                 break
             ellipse(img, x, rg.top[x] + 0.012 * ppu, 0.012 * ppu, 0.008 * ppu, 0, (22, 32, 50))
-        for row, relr in enumerate((0.18, 0.32, 0.48, 0.62)):
+        for relr in (0.18, 0.32, 0.48, 0.62):
             step = 0.055 * ppu * rng.uniform(0.9, 1.1)
             for x in np.arange(x0 + 0.06 * ppu, x1 - 0.12 * ppu, step):
                 xi = int(x)

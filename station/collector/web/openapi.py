@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from station.collector.db import MAX_LIMIT
-from station.config.collector import TAGS
+from station.vocabulary import TAGS
 
 
 def _param(name: str, description: str, schema: dict[str, Any], where: str = "query") -> dict[str, Any]:

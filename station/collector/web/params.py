@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.datastructures import QueryParams
 
-from station.config.collector import TAGS
+from station.vocabulary import TAGS
 
 MAX_TEXT = 200
 # RFC 3339 date-time (seconds required, fraction optional, Z or an offset), or a full-date.

@@ -1,0 +1,58 @@
+"""What the feed needs of the station it speaks for: a small control protocol.
+
+    class StationDaemon:                      # implements StationControl
+        def request_snapshot(self, done): ...
+        def request_reload(self, done): ...
+        def facts(self) -> StationFacts: ...
+
+The feed answers operators' commands through it and reads the facts for each health
+heartbeat, without knowing how the station is built. A test hands the feed a fake of a
+few lines; benchmarks hand it None (no commands answered, facts left empty).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+SnapshotDone = Callable[[str | None, str], None]
+"""``done(event_id or None, message)``: called once, from the station's capture thread."""
+ReloadDone = Callable[[bool, str], None]
+"""``done(ok, message)``: called once, after the new config is applied or refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFacts:
+    state: str = "starting"           # starting, ok, failed, ended
+    uri: str | None = None            # as shown (secrets taken out)
+    fps: float | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DiskFacts:
+    free_mb: float | None = None
+    store_mb: float | None = None
+    low: bool = False                 # the free-space floor or size cap is crossed after pruning
+
+
+@dataclass(frozen=True, slots=True)
+class StationFacts:
+    """A snapshot of the station's state for a health heartbeat."""
+
+    camera: CameraFacts = CameraFacts()
+    disk: DiskFacts = DiskFacts()
+    pending_classification: int = 0
+    schedule: str | None = None
+    """"active", or "sleeping until 18:42" outside [schedule] active hours; None if unknown."""
+
+
+class StationControl(Protocol):
+    def request_snapshot(self, done: SnapshotDone) -> None:
+        """Take a full-resolution still as its own event at the next frame."""
+
+    def request_reload(self, done: ReloadDone) -> None:
+        """Re-read and apply the config file; a bad file is refused whole."""
+
+    def facts(self) -> StationFacts:
+        """The state the health heartbeat reports; cheap, safe from any thread."""
