@@ -337,13 +337,15 @@ def cmd_collector(args: argparse.Namespace) -> int:
 
 
 def cmd_collector_check(args: argparse.Namespace) -> int:
+    from station.collector.service import CollectorSetupError, preflight
     from station.config.collector import load_collector_config
     from station.feed.publisher import FeedConfigError, check_settings
 
     cfg = load_collector_config(args.file)
     try:
         check_settings(cfg.mqtt)
-    except FeedConfigError as exc:
+        preflight(cfg)
+    except (FeedConfigError, CollectorSetupError) as exc:
         raise ConfigError(str(args.file), [str(exc)]) from None
     from station.collector.ingest import _redact
 
@@ -440,6 +442,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    for warning in summary.warnings():
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
     print(summary.line())
     return 0
 

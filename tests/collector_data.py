@@ -117,6 +117,7 @@ def postgres_schema():
 @pytest.fixture
 def db_url(request, tmp_path):
     if request.param == "sqlite":
+        (tmp_path / "collector").mkdir(exist_ok=True)
         yield f"sqlite:///{tmp_path}/collector/camtrap.db"
         return
     with postgres_schema() as url:

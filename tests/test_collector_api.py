@@ -160,6 +160,7 @@ def start_collector(db_url: str, tmp_path: Path, http: dict[str, Any] | None = N
                     privacy: dict[str, Any] | None = None) -> Iterator[Collector]:
     """A seeded database and the real server over it, on a free port."""
     cfg = collector_config(db_url, tmp_path / "data", http, privacy)
+    cfg.collector.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.open(cfg.collector.sqlite_resolved_url())
     db.migrate()
     night = seed_night(db, cfg.collector.thumbnails_dir)

@@ -77,6 +77,7 @@ def network(db):
 @pytest.fixture
 def sqlite_network(tmp_path):
     """The same data on SQLite only, for tests about files rather than engines."""
+    (tmp_path / "collector").mkdir()
     database = Database.open(f"sqlite:///{tmp_path}/collector/camtrap.db")
     database.migrate()
     msgs = _store(database)

@@ -190,8 +190,13 @@ def test_detections_status_health_and_thumbnails_from_many_stations_are_stored_o
     path = store.path(row["file"])
     assert dets[0]["event_id"] not in row["file"] and "lazovsky" not in row["file"]
     jpeg = path.read_bytes()
-    assert jpeg == base64.b64decode(thumbnail_payload(dets[0], 40)["data"])
-    assert m.jpeg_size(jpeg) == (row["width"], row["height"])
+    assert m.jpeg_size(jpeg) == (row["width"], row["height"]) == (160, 120)
+    # The file is the collector's own encoding of the picture, not the station's bytes.
+    sent = base64.b64decode(thumbnail_payload(dets[0], 40)["data"])
+    assert jpeg != sent
+    decoded = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR).astype(float) for b in (jpeg, sent)]
+    assert np.abs(decoded[0] - decoded[1]).mean() < 2.0
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)  # readable by the collector's user only
 
 
 def test_bad_messages_are_rejected_counted_and_the_collector_keeps_storing(
@@ -227,16 +232,39 @@ def test_bad_messages_are_rejected_counted_and_the_collector_keeps_storing(
     assert ingest.connected
 
 
-def test_a_message_postgresql_cannot_keep_is_rejected_alone(pg_url, broker, stations, ingest_factory):
-    url = pg_url
+def test_a_message_the_database_refuses_is_rejected_alone(db_url, broker, stations, ingest_factory):
+    url = db_url
     ingest = ingest_factory(url)
+    with Database.open(url) as db:  # the database itself refuses one label (a rule of its own)
+        if db.dialect.name == "postgresql":
+            db._exec("ALTER TABLE detections ADD CONSTRAINT no_poison CHECK (label <> 'poison ivy')")
+        else:
+            db._exec("CREATE TRIGGER no_poison BEFORE INSERT ON detections WHEN NEW.label = 'poison ivy' "
+                     "BEGIN SELECT RAISE(ABORT, 'no poison here'); END")
     ok = [detection(T0 + k) for k in range(5)]
-    poison = detection(T0 + 100)
-    poison["label"] = "leop\u0000ard"  # valid JSON and schema; PostgreSQL text cannot hold NUL
+    poison = detection(T0 + 100, "other_animal", "poison ivy")  # valid: only the database says no
     stations.publish_all([(topic("lazovsky-07", "detection"), d) for d in ok[:2] + [poison] + ok[2:]])
     wait_until(lambda: ingest.counters["acked"] >= 6, what="all messages handled")
     assert count(url) == 5
     assert ingest.rejected == {"storage_refused": 1}
+
+
+def test_a_nul_character_is_refused_alike_on_both_engines(db_url, broker, stations, ingest_factory):
+    """PostgreSQL cannot store NUL and SQLite can: the collector refuses it at the door, so
+    the same message is treated the same on both (and named: invalid, with its field)."""
+    ingest = ingest_factory(db_url)
+    t = topic("lazovsky-07", "detection")
+    poisoned = [detection(T0 + 1) | {"label": "leop\u0000ard"},
+                detection(T0 + 2) | {"extra": {"n\u0000": 1}},
+                {**detection(T0 + 3), "taxonomy": {"region": "far\u0000east"}}]
+    ok = detection(T0 + 4)
+    stations.publish_all([(t, d) for d in poisoned] + [(t, ok)])
+    wait_until(lambda: ingest.counters["acked"] >= 4, what="all messages handled")
+    assert ingest.rejected == {"invalid": 3}
+    with Database.open(db_url) as db:
+        assert [r["event_id"] for r in db.query_detections()] == [ok["event_id"]]
+        details = [r["last_detail"] for r in db.rejections()]
+    assert "taxonomy.region" in details[0] and "NUL" in details[0]
 
 
 def test_database_connection_dropped_mid_stream_loses_nothing(pg_url, broker, stations, ingest_factory):

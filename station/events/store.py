@@ -47,9 +47,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, fsync: bool = True, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` under a temporary name, then rename; ``mode``: create the file
+    with these permission bits (e.g. 0o600) instead of the umask's default."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    opener = None if mode is None else (lambda name, flags: os.open(name, flags, mode))
+    if mode is not None:
+        tmp.unlink(missing_ok=True)  # a leftover keeps its old mode: start afresh
+    with open(tmp, "wb", opener=opener) as fh:
         fh.write(data)
         if fsync:
             fh.flush()
