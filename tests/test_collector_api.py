@@ -571,3 +571,19 @@ def test_rows_an_older_collector_let_in_never_break_an_answer(collector):
     if engine == "sqlite":
         assert "classification_error" in named["lone surrogate in the error"]
         assert "taxonomy.region" in named["lone surrogate in the region"]
+
+
+def test_a_station_whose_clock_runs_ahead_is_flagged_in_the_api(collector):
+    now = datetime.now(timezone.utc).timestamp()
+    ahead = now + 2 * 365 * 86400
+    future = detection(ahead, station_id="bars-03", deployment_id="bars-03-2026")
+    collector.db.store_batch([future], [status("online", "started", ahead, ahead, station_id="bars-03")], [])
+    items = {s["station_id"]: s for s in collector.get("/api/stations").json()["items"]}
+    bars = items["bars-03"]
+    assert bars["clock_skew_s"] == pytest.approx(2 * 365 * 86400, abs=120) and bars["clock_skew_at"]
+    assert bars["status"]["since"] <= datetime.now(timezone.utc).isoformat() and bars["silent_s"] < 60
+    assert items["lazovsky-07"]["clock_skew_s"] is None and items["lazovsky-07"]["clock_skew_at"] is None
+    item = collector.get(f"/api/detections/{future['event_id']}").json()["item"]
+    assert item["clock_skew_s"] == pytest.approx(2 * 365 * 86400 + 5, abs=120)
+    assert all(d["clock_skew_s"] is None for d in collector.get("/api/detections").json()["items"]
+               if d["event_id"] != future["event_id"])
