@@ -261,6 +261,10 @@ def test_an_unknown_event_is_404(collector):
     ("/api/detections", [("tag", "leopard"), ("tag", "tiger")], "tag", "more than once"),
     ("/api/species", {"until": "soon"}, "until", "RFC 3339"),
     ("/api/diel", {"tz": "Mars/Olympus_Mons"}, "tz", "not a known IANA time zone"),
+    ("/api/diel", {"tz": "Asia/" + "Vladivostok" * 300}, "tz", "not a known IANA time zone"),  # no 500
+    ("/api/diel", {"tz": "posixrules"}, "tz", "not a known IANA time zone"),
+    ("/api/diel", {"tz": "right/UTC"}, "tz", "not a known IANA time zone"),
+    ("/api/diel", {"tz": "../../../etc/localtime"}, "tz", "not a known IANA time zone"),
     ("/api/stations", {"station": "bars-03"}, "station", "unknown parameter (allowed here: none)"),
 ])
 def test_bad_parameters_get_a_400_that_names_them(collector, path, params, parameter, words):
@@ -587,3 +591,18 @@ def test_a_station_whose_clock_runs_ahead_is_flagged_in_the_api(collector):
     assert item["clock_skew_s"] == pytest.approx(2 * 365 * 86400 + 5, abs=120)
     assert all(d["clock_skew_s"] is None for d in collector.get("/api/detections").json()["items"]
                if d["event_id"] != future["event_id"])
+
+
+def test_a_thumbnail_stored_before_re_encoding_reaches_the_browser_without_its_metadata(collector):
+    """Files an older collector kept as the station sent them are cleaned as they go out."""
+    event_id, path = next(iter(collector.night.thumbnail_files.items()))
+    jpeg = collector.night.thumbnails[event_id]
+    eoi = len(jpeg) - 2
+    path.write_bytes(jpeg[:eoi] + b"\xff\xe1\x00\x1aExif\x00\x00GPS 43.2412N 133.8857E" + jpeg[eoi:]
+                     + b"GPS 43.2412N")
+    r = collector.get(f"/thumbnails/{event_id}.jpg")
+    assert r.status_code == 200 and b"GPS" not in r.content and b"Exif" not in r.content
+    from station.feed.messages import jpeg_size
+    assert jpeg_size(r.content) == (160, 120)
+    again = collector.client.get(f"/thumbnails/{event_id}.jpg", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304

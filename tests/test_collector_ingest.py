@@ -350,6 +350,37 @@ def test_bad_messages_are_rejected_counted_and_the_collector_keeps_storing(
     assert ingest.connected
 
 
+def _thumbnail_with(det: dict, jpeg: bytes) -> dict:
+    thumb = thumbnail_payload(det)
+    return thumb | {"data": base64.b64encode(jpeg).decode(), "bytes": len(jpeg)}
+
+
+def test_metadata_anywhere_in_a_thumbnail_or_bytes_after_its_end_are_refused(db_url, broker, stations,
+                                                                              ingest_factory, tmp_path):
+    ingest = ingest_factory(db_url)
+    dets = [detection(T0 + k) for k in range(5)]
+    clean = base64.b64decode(thumbnail_payload(dets[0])["data"])
+    eoi = len(clean) - 2
+    gps_exif = b"\xff\xe1\x00\x1aExif\x00\x00GPS 43.2412N 133.8857E"
+    hostile = {
+        "EXIF after the scan": clean[:eoi] + gps_exif + clean[eoi:],
+        "a comment after the scan": clean[:eoi] + b"\xff\xfe\x00\x0eGPS 43.2412N" + clean[eoi:],
+        "bytes after the end": clean + b"GPS 43.2412N",
+        "EXIF before the frame": clean[:2] + gps_exif + clean[2:],
+    }
+    t = topic("lazovsky-07", "thumbnail")
+    items = [(topic("lazovsky-07", "detection"), d) for d in dets]
+    items += [(t, _thumbnail_with(d, jpeg)) for d, jpeg in zip(dets, hostile.values())]
+    items += [(t, thumbnail_payload(dets[4]))]
+    stations.publish_all(items)
+    wait_until(lambda: ingest.counters["acked"] >= len(items), what="every message handled")
+    assert ingest.rejected == {"bad_thumbnail": 4}
+    with Database.open(db_url) as db:
+        assert [db.thumbnail(d["event_id"]) is not None for d in dets] == [False] * 4 + [True]
+    stored = list((tmp_path / "collector" / "thumbnails").rglob("*.jpg"))
+    assert len(stored) == 1 and b"GPS" not in stored[0].read_bytes()
+
+
 def test_a_message_the_database_refuses_is_rejected_alone(db_url, broker, stations, ingest_factory):
     url = db_url
     ingest = ingest_factory(url)
@@ -365,6 +396,22 @@ def test_a_message_the_database_refuses_is_rejected_alone(db_url, broker, statio
     wait_until(lambda: ingest.counters["acked"] >= 6, what="all messages handled")
     assert count(url) == 5
     assert ingest.rejected == {"storage_refused": 1}
+
+
+def test_the_statuses_counter_counts_only_statuses_the_database_kept(db_url, broker, stations, ingest_factory):
+    ingest = ingest_factory(db_url)
+    with Database.open(db_url) as db:
+        if db.dialect.name == "postgresql":
+            db._exec("ALTER TABLE stations ADD CONSTRAINT no_beta CHECK (software_version <> '0.0.0-beta')")
+        else:
+            db._exec("CREATE TRIGGER no_beta BEFORE UPDATE ON stations WHEN NEW.software_version = '0.0.0-beta' "
+                     "BEGIN SELECT RAISE(ABORT, 'no beta here'); END")
+    kept = status("online", "started", T0, T0)
+    refused = m.status_message("kedrovaya-01", "online", "started", T0, software_version="0.0.0-beta", sent_at=T0)
+    stations.publish_all([(topic("lazovsky-07", "status"), kept), (topic("kedrovaya-01", "status"), refused)])
+    wait_until(lambda: ingest.counters["acked"] >= 2, what="both statuses handled")
+    assert ingest.rejected == {"storage_refused": 1}
+    assert ingest.counters["statuses"] == 1
 
 
 def test_a_nul_character_is_refused_alike_on_both_engines(db_url, broker, stations, ingest_factory):
