@@ -234,6 +234,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from station.bench import collector as bench
 
         report = bench.run(quick=args.quick, postgres=None if args.no_postgres else args.postgres)
+    elif args.bench_command == "fuzz":
+        from station.bench import fuzz as bench
+
+        report = bench.run(per_category=args.per_category, seed=args.seed,
+                           postgres=None if args.no_postgres else args.postgres)
     else:
         from station.bench import pipeline as bench
 
@@ -511,6 +516,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PostgreSQL to measure on (a temporary schema is made and dropped)")
     bcol.add_argument("--no-postgres", action="store_true")
     bcol.set_defaults(func=cmd_bench)
+    bfz = bsub.add_parser("fuzz", help="hostile messages by the thousand against a real collector (SQLite, PostgreSQL)")
+    bfz.add_argument("--per-category", type=int, default=2000, help="cases in each of the 9 categories")
+    bfz.add_argument("--seed", type=int, default=15)
+    bfz.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
+                     help="PostgreSQL to run on as well (a temporary schema is made and dropped)")
+    bfz.add_argument("--no-postgres", action="store_true")
+    bfz.add_argument("--json", action="store_true")
+    bfz.set_defaults(func=cmd_bench)
     bdash = bsub.add_parser("dashboard", help="API and dashboard latency over HTTP with a million detections")
     bdash.add_argument("--rows", type=int, default=1_000_000)
     bdash.add_argument("--repeat", type=int, default=20)
