@@ -88,6 +88,10 @@ def _unencodable(text: str) -> bool:
     return False
 
 
+# A number beyond a double, in JSON text that was written out again (stored rows): 309+ digits.
+_HUGE_NUMBER = re.compile(r"[0-9]{309}")
+
+
 def loads(text: str) -> Any:
     """``text`` as a Python value, or StrictJsonError (json's own JSONDecodeError for text
     that is not JSON at all, which is a ValueError too)."""
@@ -117,13 +121,23 @@ def nul_at(value: Any) -> str | None:
     return None
 
 
+def _clean(value: Any) -> bool:
+    """The common case, decided in C: the value writes as strict JSON text, no NUL, no huge number."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except (ValueError, TypeError, RecursionError):  # NaN, a lone surrogate, not a JSON type
+        return False
+    return "\\u0000" not in text and not _HUGE_NUMBER.search(text)
+
+
 def problem(value: Any, root: str = "") -> str | None:
     """Why a parsed value is not strict JSON fit for the feed, naming the field (under
-    ``root``, if given); None if it is."""
+    ``root``, if given); None if it is. (How deep it nests is the schema's business.)"""
+    if _clean(value):
+        return None
     for path, node, is_key in _walk(value):
         where = _path(path, root)
-        if len(path) > MAX_DEPTH:
-            return f"{where}: nested more than {MAX_DEPTH} levels deep"
         if isinstance(node, str):
             if _unencodable(node):
                 return f"{where}: {'a key' if is_key else 'text'} with a lone surrogate (not Unicode text)"
