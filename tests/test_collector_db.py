@@ -304,3 +304,13 @@ def test_the_upgrade_frees_stations_an_earlier_version_let_a_future_message_pin(
             assert row[key] < "2027", (key, row[key])
         new.store_batch([], [status("offline", "stopping", time.time(), time.time())], [])
         assert new.stations()[0]["status_state"] == "offline"
+
+
+def test_counts_and_the_diel_chart_leave_out_a_detection_dated_9999(night):
+    from tests.collector_data import store_as_an_old_collector_did, stored_hostile_detections
+    db, _ = night
+    before = (db.counts_by_species(), db.diel_activity("Asia/Vladivostok"), db.diel_activity("Europe/Berlin"))
+    payload, text = stored_hostile_detections(db.dialect.name)["dated 9999"]
+    store_as_an_old_collector_did(db, payload, text)
+    assert db.count_outside_window() == 1 and db.count_outside_window(station="bars-03") == 0
+    assert (db.counts_by_species(), db.diel_activity("Asia/Vladivostok"), db.diel_activity("Europe/Berlin")) == before

@@ -117,7 +117,7 @@ def _utc(value: str | float | datetime | None, what: str) -> datetime | None:
         return datetime.fromtimestamp(value, timezone.utc)
     elif isinstance(value, str):
         try:
-            return times.parse(value)
+            return times.parse(value, date_ok=True)
         except times.TimeError as exc:
             raise StorageError(f"{what}: {exc}") from None
     else:
@@ -741,10 +741,7 @@ class Database:
                              until: str | float | datetime | None = None) -> int:
         """Detections matching the filters that start outside the plausible window
         (:data:`station.times.EARLIEST` to ``LATEST``): left out of counts and the diel chart."""
-        where, params = self._where(station, None, species, since, until)
-        outside = "(start_time < %(w_lo)s OR start_time >= %(w_hi)s)"
-        where = (where + " AND " if where else " WHERE ") + outside
-        params |= {"w_lo": self._time(times.EARLIEST, "w_lo"), "w_hi": self._time(times.LATEST, "w_hi")}
+        where, params = self._outside(*self._where(station, None, species, since, until))
         return int(self._rows(f"SELECT COUNT(*) AS n FROM detections{where}", params)[0]["n"])
 
     def clock_skews(self, since: str | float | datetime | None = None) -> list[dict[str, Any]]:
@@ -769,11 +766,20 @@ class Database:
     def counts_by_species(self, station: str | None = None, since: str | float | datetime | None = None,
                           until: str | float | datetime | None = None) -> dict[str, int]:
         """Detections per species (those with a species), most first."""
-        where, params = self._where(station, None, None, since, until, window=True)
+        where, params = self._where(station, None, None, since, until)
         where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
-        rows = self._rows(f"SELECT species, COUNT(*) AS n FROM detections{where}"
-                          " GROUP BY species ORDER BY n DESC, species", params)
-        return {r["species"]: int(r["n"]) for r in rows}
+        counts = {r["species"]: int(r["n"]) for r in self._rows(
+            f"SELECT species, COUNT(*) AS n FROM detections{where} GROUP BY species", params)}
+        outside, o_params = self._outside(where, params)  # left out (a few rows, found by the start index)
+        for r in self._rows(f"SELECT species, COUNT(*) AS n FROM detections{outside} GROUP BY species", o_params):
+            counts[r["species"]] -= int(r["n"])
+        return dict(sorted(((s, n) for s, n in counts.items() if n > 0), key=lambda kv: (-kv[1], kv[0])))
+
+    def _outside(self, where: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """``where`` narrowed to starts outside the plausible window."""
+        clause = "(start_time < %(w_lo)s OR start_time >= %(w_hi)s)"
+        return ((where + " AND " if where else " WHERE ") + clause,
+                params | {"w_lo": self._time(times.EARLIEST, "w_lo"), "w_hi": self._time(times.LATEST, "w_hi")})
 
     def diel_activity(self, timezone_name: str = "UTC", station: str | None = None, species: str | None = None,
                       since: str | float | datetime | None = None,
@@ -785,8 +791,11 @@ class Database:
         since 2014, UTC), the offset is added to the indexed ``start_minute`` in SQL. Otherwise
         (daylight saving) PostgreSQL converts each time to the zone itself, and SQLite, which
         has no time zones, groups by UTC hour of each day and each group is put in its local
-        hour here."""
+        hour here. Detections dated outside the plausible window are left out (and the index
+        alone still answers: they are subtracted, found by the start index)."""
         zone = times.zone(timezone_name)
+        every, every_params = self._where(station, None, species, since, until)
+        every = (every + " AND" if every else " WHERE") + " species IS NOT NULL"
         where, params = self._where(station, None, species, since, until, window=True)
         where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
         out: dict[str, list[int]] = {}
@@ -795,11 +804,16 @@ class Database:
         if len(offsets) == 1:  # one UTC offset over the range: integer arithmetic on the index
             minutes = int(next(iter(offsets)).total_seconds() // 60)
             # Grouped in index order (species, start_minute): no sort, at most 1,440 rows a species.
-            rows = self._rows(f"SELECT species, start_minute AS m, COUNT(*) AS n FROM detections{where}"
-                              " GROUP BY species, start_minute", params)
+            rows = self._rows(f"SELECT species, start_minute AS m, COUNT(*) AS n FROM detections{every}"
+                              " GROUP BY species, start_minute", every_params)
+            outside, o_params = self._outside(every, every_params)
+            rows += [r | {"n": -int(r["n"])} for r in self._rows(
+                f"SELECT species, start_minute AS m, COUNT(*) AS n FROM detections{outside}"
+                " GROUP BY species, start_minute", o_params)]
             for r in rows:
                 if r["m"] is not None:
                     out.setdefault(r["species"], [0] * 24)[(int(r["m"]) + minutes) % 1440 // 60] += int(r["n"])
+            out = {s: counts for s, counts in out.items() if any(counts)}
         elif self.dialect is POSTGRESQL:
             rows = self._rows("SELECT species, CAST(EXTRACT(HOUR FROM start_time AT TIME ZONE %(tz)s) AS INTEGER) AS h,"
                               f" COUNT(*) AS n FROM detections{where} GROUP BY species, h",
