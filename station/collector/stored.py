@@ -90,7 +90,8 @@ class Skipped:
 
     @property
     def ids(self) -> list[str]:
-        return [i for i, _ in self.rows]
+        """The ids, each once, in the order met."""
+        return list(dict.fromkeys(i for i, _ in self.rows))
 
     def __bool__(self) -> bool:
         return self.count > 0

@@ -104,6 +104,7 @@ class _Api:
         self.tokens = Tokens(cfg.http.token_file)
         self.policy = LocationPolicy(cfg.privacy)
         self.thumbnails_dir = cfg.collector.thumbnails_dir.absolute()
+        self._reported: set[str] = set()  # stored rows left out, already logged
 
     def guarded(self, handler: Callable[[Request, Database, bool], Response]) -> Callable[[Request], Response]:
         """A handler behind the token check, with a database; errors become JSON answers."""
@@ -140,6 +141,13 @@ class _Api:
     def _privacy(self, exact: bool) -> dict[str, Any]:
         return {"location_generalised": not exact, "grid_deg": None if exact else self.policy.grid_deg}
 
+    def _report(self, skipped: Skipped) -> None:
+        """Log each stored row left out once per process (the dashboard asks every 10 s)."""
+        for row_id, why in skipped.rows:
+            if row_id not in self._reported and len(self._reported) < 100_000:
+                self._reported.add(row_id)
+                log.warning("a stored row breaks the feed's rules and is left out of the API", id=row_id, problem=why)
+
     @staticmethod
     def _skipped(skipped: Skipped, exact: bool, key: str) -> dict[str, Any]:
         """``skipped``: the ids of stored rows left out; with a token also why (the reason may
@@ -168,9 +176,7 @@ class _Api:
                 skipped.add(r["event_id"], problem)
                 continue
             items.append(detection_item(r, self.policy, exact=exact, sensitive=sensitive))
-        if skipped:
-            log.warning("stored detections left out of an answer: they break the feed's rules",
-                        ids=",".join(skipped.ids), first_problem=skipped.rows[0][1])
+        self._report(skipped)
         return JSONResponse({**self._privacy(exact), "total": min(total, TOTAL_CAP),
                              "total_is_lower_bound": total > TOTAL_CAP, "limit": q["limit"], "offset": q["offset"],
                              "items": items, **self._skipped(skipped, exact, "event_id")})
@@ -183,7 +189,9 @@ class _Api:
             return _error(404, f"no detection with event_id {event_id[:64]!r}")
         problem = detection_problem(row)
         if problem is not None:
-            log.warning("a stored detection breaks the feed's rules and cannot be shown", id=event_id, problem=problem)
+            skipped = Skipped()
+            skipped.add(event_id, problem)
+            self._report(skipped)
             why = problem if exact else "send a token to see why"
             return _error(422, f"detection {event_id} is stored but breaks the feed's rules, so it is left out "
                                f"of the API and exports ({why})", event_id=event_id)
@@ -196,12 +204,10 @@ class _Api:
         skipped, items = Skipped(), []
         for r in db.stations():
             row, problems = station_row(r)
-            for part, problem in problems.items():
+            for problem in problems.values():
                 skipped.add(row["station_id"], problem)
-            if problems:
-                log.warning("parts of a stored station row break the feed's rules and are left out",
-                            station=row["station_id"], parts=",".join(problems))
             items.append(station_item(row, self.policy, exact=exact, sensitive=sensitive, now=now))
+        self._report(skipped)
         return JSONResponse({**self._privacy(exact), "items": items, **self._skipped(skipped, exact, "station_id")})
 
     def species(self, request: Request, db: Database, exact: bool) -> Response:
