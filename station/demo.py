@@ -19,13 +19,13 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 from station.config import parse_config
 from station.feed.broker_process import BrokerError, Mosquitto, find_mosquitto, free_port, port_open
+from station import times
 from station.log import setup_logging
 
 ZONE = "Asia/Vladivostok"
@@ -76,7 +76,7 @@ def http_port(wanted: int) -> int:
 
 
 def describe(payload: dict, zone: ZoneInfo) -> str:
-    start = datetime.fromisoformat(payload["start"].replace("Z", "+00:00")).astimezone(zone)
+    start = times.parse(payload["start"]).astimezone(zone)
     if payload["classification_status"] != "ok":
         what = f"classification failed: {payload.get('classification_error')}"
     else:

@@ -10,13 +10,13 @@ auth; each test gets a fresh schema). A test module uses them by importing ``db_
 from __future__ import annotations
 
 import contextlib
-
+import json
 import uuid
 from urllib.parse import quote
 
 import pytest
 
-from station.collector.db import Database
+from station.collector.db import Database, Payload
 from station.config import parse_config
 from station.events.ids import new_event_id
 from station.times import iso
@@ -117,6 +117,7 @@ def postgres_schema():
 @pytest.fixture
 def db_url(request, tmp_path):
     if request.param == "sqlite":
+        (tmp_path / "collector").mkdir(exist_ok=True)
         yield f"sqlite:///{tmp_path}/collector/camtrap.db"
         return
     with postgres_schema() as url:
@@ -141,3 +142,53 @@ def db(db_url):
 def pytest_generate_tests(metafunc):
     if "db_url" in metafunc.fixturenames:
         metafunc.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+# -- rows an older collector stored, that break today's rules ----------------------------
+
+def stored_hostile_detections(engine: str, start: float = T0 + 86400) -> dict[str, tuple[dict, str]]:
+    """What a collector before issue 15 let in, by name: (the payload as the database takes it,
+    its JSON text). Only what ``engine`` can hold: PostgreSQL's JSONB refuses NaN, Infinity,
+    lone surrogates and NUL itself, so those are SQLite's alone; 1e309 it keeps as a
+    310-digit number."""
+    cases: dict[str, str] = {}
+
+    def add(name: str, msg: dict, *swaps: tuple[str, str]) -> None:
+        text = m.encode(msg).decode()
+        for old, new in swaps:
+            assert old in text, old
+            text = text.replace(old, new, 1)
+        cases[name] = text
+
+    def make(k: int, **changes) -> dict:
+        return detection(start + 60 * k) | changes
+
+    def year_9999(msg: dict) -> dict:
+        moved = {k: "9999" + msg[k][4:] for k in ("start", "trigger", "end", "sent_at")}
+        return msg | moved | {"frames": [f | {"time": "9999" + f["time"][4:]} for f in msg["frames"]]}
+
+    add("overflowing uncertainty", make(0), ('"coordinate_uncertainty_m":null', '"coordinate_uncertainty_m":1e309'))
+    one = make(1)
+    add("second 60 in the trigger", one | {"trigger": one["trigger"][:17] + "60.000Z"})
+    two = make(2)
+    add("31 February in a still", two | {"frames": [two["frames"][0] | {"time": "2026-02-31T00:00:00.000Z"}]
+                                         + two["frames"][1:]})
+    add("dated 9999", year_9999(make(3)))
+    add("a 400 KB extra", make(4, extra={"blob": "x" * 400_000}))
+    five = make(5)
+    add("the end before the start", five | {"end": five["start"], "start": five["end"], "trigger": five["end"],
+                                            "duration_s": 0})
+    if engine == "sqlite":
+        add("NaN duration", make(6), ('"duration_s":1.5', '"duration_s":NaN'))
+        add("infinite camera height", make(7), ('"height_m":0.8', '"height_m":Infinity'))
+        add("lone surrogate in the error", detection(start + 480, "unknown", failed=True),
+            ('"classification_error":"', '"classification_error":"\\ud800'))
+        add("lone surrogate in a top-k label", make(9), ('"label":"leopard","tag"', '"label":"\\udc00","tag"'))
+        add("lone surrogate in the region", make(10), ('"region":"russian_far_east"', '"region":"\\ud83d"'))
+        add("NUL in the label", make(11), ('"label":"leopard","confidence"', '"label":"leo\\u0000pard","confidence"'))
+    return {name: (json.loads(text), text) for name, text in cases.items()}
+
+
+def store_as_an_old_collector_did(db: Database, payload: dict, text: str) -> None:
+    """Straight into the database, past the intake (as before issue 15), the payload's text kept."""
+    db.store_batch([Payload(payload, text)], [], [])

@@ -29,7 +29,8 @@ from station.collector.web import HttpServer, create_app
 from station.collector.web.auth import TokenFileError
 from station.config.collector import CollectorConfig, parse_collector_config
 
-from tests.collector_data import db_url, detection, health, pytest_generate_tests, status  # noqa: F401 (fixture)
+from tests.collector_data import (db_url, detection, health, pytest_generate_tests, status,  # noqa: F401 (fixture)
+                                  store_as_an_old_collector_did, stored_hostile_detections)
 
 ZONE = "Asia/Vladivostok"
 TOKEN = "ranger-token-7f3a9c1e55d04b2e"
@@ -160,6 +161,7 @@ def start_collector(db_url: str, tmp_path: Path, http: dict[str, Any] | None = N
                     privacy: dict[str, Any] | None = None) -> Iterator[Collector]:
     """A seeded database and the real server over it, on a free port."""
     cfg = collector_config(db_url, tmp_path / "data", http, privacy)
+    cfg.collector.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.open(cfg.collector.sqlite_resolved_url())
     db.migrate()
     night = seed_night(db, cfg.collector.thumbnails_dir)
@@ -259,6 +261,10 @@ def test_an_unknown_event_is_404(collector):
     ("/api/detections", [("tag", "leopard"), ("tag", "tiger")], "tag", "more than once"),
     ("/api/species", {"until": "soon"}, "until", "RFC 3339"),
     ("/api/diel", {"tz": "Mars/Olympus_Mons"}, "tz", "not a known IANA time zone"),
+    ("/api/diel", {"tz": "Asia/" + "Vladivostok" * 300}, "tz", "not a known IANA time zone"),  # no 500
+    ("/api/diel", {"tz": "posixrules"}, "tz", "not a known IANA time zone"),
+    ("/api/diel", {"tz": "right/UTC"}, "tz", "not a known IANA time zone"),
+    ("/api/diel", {"tz": "../../../etc/localtime"}, "tz", "not a known IANA time zone"),
     ("/api/stations", {"station": "bars-03"}, "station", "unknown parameter (allowed here: none)"),
 ])
 def test_bad_parameters_get_a_400_that_names_them(collector, path, params, parameter, words):
@@ -514,3 +520,89 @@ def test_many_researchers_at_once_each_get_their_answer(collector):
     assert [a.status_code for a in answers] == [200] * len(paths)
     totals = {a.json()["total"] for a, path in zip(answers, paths) if path == "/api/detections"}
     assert totals == {len(collector.night.detections)}
+
+
+# -- rows that break today's rules, stored by an older collector -------------------------
+
+def test_rows_an_older_collector_let_in_never_break_an_answer(collector):
+    c = collector
+    engine = c.db.dialect.name
+    recent = datetime.now(timezone.utc).timestamp() - 3600  # newer than the night: on the dashboard's first page
+    hostile = stored_hostile_detections(engine, start=recent)
+    for payload, text in hostile.values():
+        store_as_an_old_collector_did(c.db, payload, text)
+    bad_ids = {p["event_id"] for p, _ in hostile.values()}
+    good_ids = set(c.night.ids())
+    # a station row and a heartbeat no JSON answer could carry
+    c.db._exec("UPDATE stations SET coordinate_uncertainty_m = %(inf)s WHERE station_id = 'bars-03'",
+               {"inf": float("inf")})
+    if engine == "sqlite":
+        beat = health(datetime.now(timezone.utc).timestamp(), station_id="kedrovaya-01")
+        text = json.dumps(beat).replace('"cpu_temperature_c": 48.5', '"cpu_temperature_c": NaN')
+        c.db.store_batch([], [], [__import__("station.collector.db", fromlist=["Payload"]).Payload(
+            json.loads(text), text)])
+    for token in (None, TOKEN):
+        # the dashboard's own call, the default page and the whole list
+        for params in ({"limit": "24"}, {}, {"limit": "1000"}):
+            r = c.get("/api/detections", token=token, **params)
+            assert r.status_code == 200, (params, r.text[:300])
+            body = r.json()
+            shown = {d["event_id"] for d in body["items"]}
+            assert not shown & bad_ids and set(body["skipped"]) <= bad_ids
+            if params.get("limit") == "1000":
+                assert set(body["skipped"]) == bad_ids and shown == good_ids
+            assert ("skipped_problems" in body) is (token is not None)
+        for event_id in bad_ids:
+            r = c.get(f"/api/detections/{event_id}", token=token)
+            assert r.status_code == 422 and r.json()["event_id"] == event_id, r.text[:300]
+            assert "breaks the feed's rules" in r.json()["error"]
+        stations = c.get("/api/stations", token=token)
+        assert stations.status_code == 200, stations.text[:300]
+        items = {s["station_id"]: s for s in stations.json()["items"]}
+        assert items["bars-03"]["latitude"] is None and "bars-03" in stations.json()["skipped"]
+        if engine == "sqlite":
+            assert items["kedrovaya-01"]["health"] is None and "kedrovaya-01" in stations.json()["skipped"]
+        for path in ("/api/species", "/api/diel", "/api/diel?tz=UTC", "/api/collector"):
+            r = c.client.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
+            assert r.status_code == 200, (path, r.text[:300])
+        assert c.get("/api/diel", token=token).json()["outside_window"] == 1  # the row dated 9999
+    problems = {p["event_id"]: p["problem"] for p in
+                c.get("/api/detections", token=TOKEN, limit="1000").json()["skipped_problems"]}
+    named = {name: problems[payload["event_id"]] for name, (payload, _) in hostile.items()}
+    assert "coordinate_uncertainty_m" in named["overflowing uncertainty"]
+    assert "trigger" in named["second 60 in the trigger"] and "extra" in named["a 400 KB extra"]
+    assert "frames[0].time" in named["31 February in a still"]
+    if engine == "sqlite":
+        assert "classification_error" in named["lone surrogate in the error"]
+        assert "taxonomy.region" in named["lone surrogate in the region"]
+
+
+def test_a_station_whose_clock_runs_ahead_is_flagged_in_the_api(collector):
+    now = datetime.now(timezone.utc).timestamp()
+    ahead = now + 2 * 365 * 86400
+    future = detection(ahead, station_id="bars-03", deployment_id="bars-03-2026")
+    collector.db.store_batch([future], [status("online", "started", ahead, ahead, station_id="bars-03")], [])
+    items = {s["station_id"]: s for s in collector.get("/api/stations").json()["items"]}
+    bars = items["bars-03"]
+    assert bars["clock_skew_s"] == pytest.approx(2 * 365 * 86400, abs=120) and bars["clock_skew_at"]
+    assert bars["status"]["since"] <= datetime.now(timezone.utc).isoformat() and bars["silent_s"] < 60
+    assert items["lazovsky-07"]["clock_skew_s"] is None and items["lazovsky-07"]["clock_skew_at"] is None
+    item = collector.get(f"/api/detections/{future['event_id']}").json()["item"]
+    assert item["clock_skew_s"] == pytest.approx(2 * 365 * 86400 + 5, abs=120)
+    assert all(d["clock_skew_s"] is None for d in collector.get("/api/detections").json()["items"]
+               if d["event_id"] != future["event_id"])
+
+
+def test_a_thumbnail_stored_before_re_encoding_reaches_the_browser_without_its_metadata(collector):
+    """Files an older collector kept as the station sent them are cleaned as they go out."""
+    event_id, path = next(iter(collector.night.thumbnail_files.items()))
+    jpeg = collector.night.thumbnails[event_id]
+    eoi = len(jpeg) - 2
+    path.write_bytes(jpeg[:eoi] + b"\xff\xe1\x00\x1aExif\x00\x00GPS 43.2412N 133.8857E" + jpeg[eoi:]
+                     + b"GPS 43.2412N")
+    r = collector.get(f"/thumbnails/{event_id}.jpg")
+    assert r.status_code == 200 and b"GPS" not in r.content and b"Exif" not in r.content
+    from station.feed.messages import jpeg_size
+    assert jpeg_size(r.content) == (160, 120)
+    again = collector.client.get(f"/thumbnails/{event_id}.jpg", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304

@@ -7,6 +7,8 @@ PostgreSQL is the server at PG_URL (trust auth); each test gets a fresh schema.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from station.collector.db import BatchResult, Database, StorageError
@@ -209,3 +211,106 @@ def test_a_thumbnail_shows_only_with_a_detection_of_the_station_that_sent_it(db)
     db.store_batch([det], thumbnails=[forged])
     assert db.thumbnail(det["event_id"]) is None
     assert db.query_detections()[0]["has_thumbnail"] is False
+
+
+# -- time and trust: a clock that runs ahead never pins a station's state ------------------
+
+TWO_YEARS = 2 * 365 * 86400
+
+
+def test_a_status_from_a_clock_two_years_ahead_never_pins_the_station_online(db):
+    now = T0 + 3600
+    ahead = now + TWO_YEARS
+    db.store_batch([], [status("online", "started", ahead, ahead)], [], received_at=now)
+    row = db.stations()[0]
+    assert row["status_state"] == "online" and row["status_since"] == iso(now)  # counted as when it came
+    assert row["last_seen"] == iso(now) and row["clock_skew_s"] == pytest.approx(TWO_YEARS, abs=1)
+    # The station's clock is put right and it stops: the honest offline status wins.
+    stop = now + 600
+    db.store_batch([], [status("offline", "stopping", stop, stop)], [], received_at=stop + 1)
+    row = db.stations()[0]
+    assert (row["status_state"], row["status_reason"], row["status_since"]) == ("offline", "stopping", iso(stop))
+    assert row["last_seen"] == iso(stop) and row["clock_skew_s"] is None  # on time again
+    assert row["clock_skew_at"] == iso(now)  # ... but it is remembered that it ran ahead
+
+
+def test_a_forged_since_cannot_outlive_the_will(db):
+    now = T0
+    forged = now + 10 * 365 * 86400
+    db.store_batch([], [status("online", "started", forged, now)], [], received_at=now)
+    # the broker publishes the will later: offline wins, as it does for an honest station
+    db.store_batch([], [status("offline", "connection_lost", forged)], [], received_at=now + 120)
+    assert db.stations()[0]["status_state"] == "offline"
+
+
+def test_a_heartbeat_from_the_future_is_flagged_and_the_next_honest_one_replaces_it(db):
+    now = T0
+    db.store_batch([], [], [health(now + TWO_YEARS, temperature=99.0)], received_at=now)
+    db.store_batch([], [], [health(now + 60, temperature=40.0)], received_at=now + 61)
+    row = db.stations()[0]
+    assert row["health"]["cpu_temperature_c"] == 40.0 and row["health_at"] == iso(now + 60)
+    assert row["last_seen"] == iso(now + 60) and row["clock_skew_s"] is None
+    beats = db._rows("SELECT sent_at, clock_skew_s FROM health")
+    assert len(beats) == 2  # both kept in the history
+    flagged = [b for b in beats if b["clock_skew_s"] is not None]
+    assert len(flagged) == 1 and flagged[0]["clock_skew_s"] == pytest.approx(TWO_YEARS, abs=1)
+
+
+def test_small_clock_differences_are_not_flagged_and_late_messages_are_not_news(db):
+    now = T0
+    db.store_batch([detection(now - 30)], [status("online", "started", now + 200, now + 200)], [health(now + 250)],
+                   received_at=now, max_clock_skew_s=300)
+    row = db.stations()[0]
+    assert row["clock_skew_s"] is None and row["clock_skew_at"] is None
+    assert row["status_since"] == iso(now) and row["health_at"] == iso(now)
+    assert db.query_detections()[0]["clock_skew_s"] is None
+    # an old heartbeat from the outbox, an hour late: kept in history, not the latest
+    db.store_batch([], [], [health(now - 3600, temperature=10.0)], received_at=now + 5)
+    assert db.stations()[0]["health"]["cpu_temperature_c"] == 48.5
+
+
+def test_a_detection_from_the_future_is_flagged_and_its_station_is_easy_to_find(db):
+    now = T0 + 86400
+    future = detection(now + TWO_YEARS)
+    db.store_batch([detection(now - 600), future], [], [], received_at=now)
+    rows = {r["event_id"]: r for r in db.query_detections()}
+    assert rows[future["event_id"]]["clock_skew_s"] == pytest.approx(TWO_YEARS + 5, abs=0.01)  # its sent_at
+    station_row = db.stations()[0]
+    assert station_row["last_detection_at"] == iso(now)  # never in the future
+    assert station_row["last_seen"] == iso(now)
+    db.store_batch([], [], [health(now + 10)], received_at=now + 10)  # on time: the flag clears
+    (skew,) = db.clock_skews()
+    assert (skew["station_id"], skew["clock_skew_s"], skew["detections"], skew["heartbeats"]) == \
+        ("lazovsky-07", None, 1, 0)
+    assert skew["clock_skew_at"] == iso(now)
+    assert db.clock_skews(since=now + 1) == []
+
+
+def test_the_upgrade_frees_stations_an_earlier_version_let_a_future_message_pin(db_url, monkeypatch):
+    import station.collector.db as dbmod
+    all_migrations = dbmod.discover()
+    monkeypatch.setattr(dbmod, "discover", lambda: all_migrations[:3])
+    with Database.open(db_url) as old:
+        old.migrate()
+        future = "2028-11-25T18:02:11.400Z"
+        old._exec("INSERT INTO stations (station_id, first_seen, last_seen, status_state, status_reason, status_since,"
+                  " health_at, last_detection_at) VALUES ('lazovsky-07', %(t)s, %(f)s, 'online', 'started', %(f)s,"
+                  " %(f)s, %(f)s)", {"t": old._time(T0, "t"), "f": old._time(future, "f")})
+    monkeypatch.setattr(dbmod, "discover", lambda: all_migrations)
+    with Database.open(db_url) as new:
+        assert new.migrate() == [4]
+        row = new.stations()[0]
+        for key in ("status_since", "health_at", "last_seen", "last_detection_at"):
+            assert row[key] < "2027", (key, row[key])
+        new.store_batch([], [status("offline", "stopping", time.time(), time.time())], [])
+        assert new.stations()[0]["status_state"] == "offline"
+
+
+def test_counts_and_the_diel_chart_leave_out_a_detection_dated_9999(night):
+    from tests.collector_data import store_as_an_old_collector_did, stored_hostile_detections
+    db, _ = night
+    before = (db.counts_by_species(), db.diel_activity("Asia/Vladivostok"), db.diel_activity("Europe/Berlin"))
+    payload, text = stored_hostile_detections(db.dialect.name)["dated 9999"]
+    store_as_an_old_collector_did(db, payload, text)
+    assert db.count_outside_window() == 1 and db.count_outside_window(station="bars-03") == 0
+    assert (db.counts_by_species(), db.diel_activity("Asia/Vladivostok"), db.diel_activity("Europe/Berlin")) == before

@@ -26,7 +26,8 @@ from station.collector.export import NothingToExport, export_camtrap_dp, export_
 from station.collector.privacy import generalise
 from station.collector.taxa import taxon_for
 from station.config.collector import parse_collector_config
-from tests.collector_data import MODEL, T0, db, db_url, detection, pytest_generate_tests  # noqa: F401 (fixtures)
+from tests.collector_data import (MODEL, T0, db, db_url, detection, pytest_generate_tests,  # noqa: F401 (fixtures)
+                                  store_as_an_old_collector_did, stored_hostile_detections)
 
 pytest.importorskip("frictionless", reason="the collector extra (frictionless) is not installed")
 
@@ -77,6 +78,7 @@ def network(db):
 @pytest.fixture
 def sqlite_network(tmp_path):
     """The same data on SQLite only, for tests about files rather than engines."""
+    (tmp_path / "collector").mkdir()
     database = Database.open(f"sqlite:///{tmp_path}/collector/camtrap.db")
     database.migrate()
     msgs = _store(database)
@@ -396,3 +398,39 @@ def test_the_commands_in_docs_exports_md_work(sqlite_network, tmp_path, monkeypa
     assert _leaks((tmp_path / "detections.csv").read_text(encoding="utf-8")) == []
     assert "43.2412" in (tmp_path / "lotl-restricted" / "deployments.csv").read_text()
     assert {r["station_id"] for r in _table(tmp_path, "kedrovaya.csv")} == {"kedrovaya-01"}
+
+
+# -- rows that break today's rules, stored by an older collector -------------------------
+
+def test_rows_an_older_collector_let_in_are_skipped_and_named_never_a_traceback(db_url, network, tmp_path, capsys):
+    db, msgs = network
+    hostile = stored_hostile_detections(db.dialect.name)
+    for payload, text in hostile.values():
+        store_as_an_old_collector_did(db, payload, text)
+    bad = {p["event_id"] for p, _ in hostile.values()}
+    config = _collector_toml(tmp_path, url=db_url)
+    (tmp_path / "collector").mkdir(exist_ok=True)
+    for command, out in (("camtrap-dp", tmp_path / "pkg"), ("csv", tmp_path / "d.csv"),
+                         ("camtrap-dp", tmp_path / "exact")):
+        extra = ["--exact"] if out.name == "exact" else []
+        assert main(["export", command, "--config", str(config), "--out", str(out), *extra]) == 0
+        captured = capsys.readouterr()
+        warnings = captured.err.strip().splitlines()
+        assert len(warnings) == len(bad) and all(w.startswith(f"station export {command}: warning: skipped "
+                                                             f"detection ") for w in warnings)
+        assert {w.split("skipped detection ", 1)[1].split(":", 1)[0] for w in warnings} == bad
+        assert "12 detections" in captured.out and f"{len(bad)} detection(s) skipped" in captured.out
+    _valid(tmp_path / "pkg")
+    _valid(tmp_path / "exact")
+    assert {r["event_id"] for r in _table(tmp_path, "d.csv")} == {m_["event_id"] for m_ in msgs}
+    summary = export_csv(db, _cfg(), tmp_path / "again.csv")
+    assert summary.skipped == len(bad) and {i for i, _ in summary.skipped_rows} == bad
+
+
+def test_an_exact_export_is_readable_by_its_owner_only(sqlite_network, tmp_path):
+    db, _ = sqlite_network
+    export_camtrap_dp(db, _cfg(), tmp_path / "exact", exact=True)
+    export_csv(db, _cfg(), tmp_path / "exact.csv", exact=True)
+    for path in [*(tmp_path / "exact").iterdir(), tmp_path / "exact.csv"]:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert (tmp_path / "exact").stat().st_mode & 0o777 == 0o700

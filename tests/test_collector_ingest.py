@@ -157,6 +157,124 @@ def test_intake_names_what_is_wrong_with_each_bad_message():
     assert admit(t, m.encode(good), prefix=PREFIX, max_bytes=512 * 1024).kind == "detection"
 
 
+def _text_of(msg: dict) -> str:
+    return m.encode(msg).decode()
+
+
+def _swap(text: str, old: str, new: str) -> bytes:
+    assert text.count(old) >= 1, old
+    return text.replace(old, new, 1).encode()
+
+
+def _failed_detection() -> dict:
+    return detection(T0, "unknown", failed=True)
+
+
+# (what a hostile or broken station sends, the payload, the reason, words in the detail)
+_GOOD = _text_of(detection(T0))
+_FAILED = _text_of(_failed_detection())
+STRICT_JSON_CASES = [
+    ("NaN as a duration", _swap(_GOOD, '"duration_s":1.5', '"duration_s":NaN'), "not_json", "NaN"),
+    ("Infinity as a camera height", _swap(_GOOD, '"height_m":0.8', '"height_m":Infinity'), "not_json", "Infinity"),
+    ("-Infinity as a tilt", _swap(_GOOD, '"tilt_deg":null', '"tilt_deg":-Infinity'), "not_json", "-Infinity"),
+    ("1e309 as an uncertainty", _swap(_GOOD, '"coordinate_uncertainty_m":null', '"coordinate_uncertainty_m":1e309'),
+     "not_json", "too large for a double"),
+    ("a 400-digit integer", _swap(_GOOD, '"coordinate_uncertainty_m":null',
+                                  '"coordinate_uncertainty_m":' + "9" * 400), "not_json", "too large for a double"),
+    ("a lone surrogate in the error", _swap(_FAILED, '"classification_error":"', '"classification_error":"\\ud800'),
+     "not_json", "classification_error"),
+    ("a lone surrogate in a top-k label", _swap(_GOOD, '"label":"leopard","tag"', '"label":"\\udc00x","tag"'),
+     "not_json", "top_k[0].label"),
+    ("a lone surrogate in the region", _swap(_GOOD, '"region":"russian_far_east"', '"region":"\\ud83d"'),
+     "not_json", "taxonomy.region"),
+    ("a lone surrogate in a key", _swap(_GOOD, '{"schema"', '{"\\udfff":1,"schema"'), "not_json", "a key"),
+    ("NUL in the label", _swap(_GOOD, '"label":"leopard","confidence"', '"label":"leo\\u0000pard","confidence"'),
+     "invalid", "label"),
+    ("NUL in a key of extra", _swap(_GOOD, '"sent_at"', '"extra":{"a\\u0000b":1},"sent_at"'), "invalid", "extra"),
+]
+STRICT_JSON_FINE = [
+    ("a surrogate pair (an emoji) in the region", _swap(_GOOD, '"region":"russian_far_east"',
+                                                        '"region":"far east \\ud83d\\udc06"')),
+    ("a backslash before u0000 in the region (no NUL)", _swap(_GOOD, '"region":"russian_far_east"',
+                                                             '"region":"c:\\\\u0000"')),
+]
+
+
+@pytest.mark.parametrize("what, payload, reason, words", STRICT_JSON_CASES, ids=[c[0] for c in STRICT_JSON_CASES])
+def test_a_number_or_text_no_consumer_can_read_alike_is_refused_at_the_door(what, payload, reason, words):
+    verdict = admit(topic("lazovsky-07", "detection"), payload, prefix=PREFIX, max_bytes=512 * 1024)
+    assert getattr(verdict, "reason", None) == reason, verdict
+    assert words in verdict.detail
+    verdict.detail.encode("utf-8")  # the detail itself is clean text for the log and the database
+
+
+@pytest.mark.parametrize("what, payload", STRICT_JSON_FINE, ids=[c[0] for c in STRICT_JSON_FINE])
+def test_unicode_that_is_real_text_is_accepted(what, payload):
+    assert admit(topic("lazovsky-07", "detection"), payload, prefix=PREFIX, max_bytes=512 * 1024).kind == "detection"
+
+
+def _with(msg: dict, **changes) -> dict:
+    out = dict(msg)
+    for key, value in changes.items():
+        out[key] = value
+    return out
+
+
+def _impossible_times() -> list[tuple[str, dict, str, str]]:
+    d = detection(T0)  # start 18:02:11.400, trigger 18:02:12.400, end 18:02:12.900, frames every 0.5 s
+    late_frames = [dict(f) for f in d["frames"]]
+    late_frames[-1]["time"] = "2026-11-25T18:02:14.000Z"
+    early_frames = [dict(f) for f in d["frames"]]
+    early_frames[0]["time"] = "2026-11-25T18:02:11.000Z"
+    feb = [dict(f) for f in d["frames"]]
+    feb[1]["time"] = "2026-02-31T18:02:11.900Z"
+    return [
+        ("31 February", _with(d, start="2026-02-31T18:02:11.400Z"), "start", "day is out of range"),
+        ("29 February of 2025", _with(d, sent_at="2025-02-29T00:00:00.000Z"), "sent_at", "day is out of range"),
+        ("second 60 in the trigger", _with(d, trigger="2026-11-25T18:02:60.000Z"), "trigger", "does not match"),
+        ("year 0000", _with(d, end="0000-11-25T18:02:12.900Z"), "end", "does not match"),
+        ("year 9999", _with(d, sent_at="9999-12-31T23:59:59.999Z"), "sent_at", "does not match"),
+        ("year 1999", _with(d, sent_at="1999-12-31T23:59:59.999Z"), "sent_at", "does not match"),
+        ("the end before the start", _with(d, end="2026-11-25T18:02:10.000Z", trigger="2026-11-25T18:02:10.000Z"),
+         "end", "before start"),
+        ("a trigger after the end", _with(d, trigger="2026-11-25T18:02:13.000Z"), "trigger", "not between"),
+        ("a trigger before the start", _with(d, trigger="2026-11-25T18:02:11.000Z"), "trigger", "not between"),
+        ("a duration that disagrees", _with(d, duration_s=3600), "duration_s", "end - start is 1.500 s"),
+        ("a still after the end", _with(d, frames=late_frames), "frames[3].time", "outside the event"),
+        ("a still before the start", _with(d, frames=early_frames), "frames[0].time", "outside the event"),
+        ("a still on 31 February", _with(d, frames=feb), "frames[1].time", "day is out of range"),
+        ("a status since 30 February", _with(status("online", "started", T0, T0), since="2027-02-30T00:00:00.000Z"),
+         "since", "day is out of range"),
+        ("a heartbeat on 31 April", _with(health(T0), sent_at="2027-04-31T00:00:00.000Z"), "sent_at",
+         "day is out of range"),
+    ]
+
+
+@pytest.mark.parametrize("what, msg, field, words", _impossible_times(), ids=[c[0] for c in _impossible_times()])
+def test_an_impossible_time_or_times_that_disagree_are_invalid_naming_the_field(what, msg, field, words):
+    kind = msg["schema"].split("/")[0]
+    verdict = admit(topic("lazovsky-07", kind), m.encode(msg), prefix=PREFIX, max_bytes=512 * 1024)
+    assert getattr(verdict, "reason", None) == "invalid", verdict
+    assert f"field {field}:" in verdict.detail and words in verdict.detail, verdict.detail
+
+
+def test_times_cut_to_milliseconds_still_agree_within_the_stated_tolerance():
+    d = detection(T0 + 0.0006)  # every time cut to the millisecond, duration_s rounded: they differ by < 1 ms
+    assert admit(topic("lazovsky-07", "detection"), m.encode(d), prefix=PREFIX, max_bytes=10**6).kind == "detection"
+    off = _with(d, duration_s=d["duration_s"] + 0.009)  # within 0.01 s
+    assert admit(topic("lazovsky-07", "detection"), m.encode(off), prefix=PREFIX, max_bytes=10**6).kind == "detection"
+
+
+def test_extra_is_bounded_in_size_and_depth():
+    t = topic("lazovsky-07", "detection")
+    fits = detection(T0) | {"extra": {"note": "x" * 8000, "deep": json_nest(6)}}
+    assert admit(t, m.encode(fits), prefix=PREFIX, max_bytes=10**6).kind == "detection"
+    for extra, words in [({"blob": "x" * 400_000}, "at most 8192"), ({"deep": json_nest(8)}, "more than 8 levels")]:
+        verdict = admit(t, m.encode(detection(T0) | {"extra": extra}), prefix=PREFIX, max_bytes=10**6)
+        assert getattr(verdict, "reason", None) == "invalid" and "field extra:" in verdict.detail, verdict
+        assert words in verdict.detail
+
+
 # -- in-process collector ----------------------------------------------------------------
 
 def test_detections_status_health_and_thumbnails_from_many_stations_are_stored_once(
@@ -190,8 +308,13 @@ def test_detections_status_health_and_thumbnails_from_many_stations_are_stored_o
     path = store.path(row["file"])
     assert dets[0]["event_id"] not in row["file"] and "lazovsky" not in row["file"]
     jpeg = path.read_bytes()
-    assert jpeg == base64.b64decode(thumbnail_payload(dets[0], 40)["data"])
-    assert m.jpeg_size(jpeg) == (row["width"], row["height"])
+    assert m.jpeg_size(jpeg) == (row["width"], row["height"]) == (160, 120)
+    # The file is the collector's own encoding of the picture, not the station's bytes.
+    sent = base64.b64decode(thumbnail_payload(dets[0], 40)["data"])
+    assert jpeg != sent
+    decoded = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR).astype(float) for b in (jpeg, sent)]
+    assert np.abs(decoded[0] - decoded[1]).mean() < 2.0
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)  # readable by the collector's user only
 
 
 def test_bad_messages_are_rejected_counted_and_the_collector_keeps_storing(
@@ -227,16 +350,86 @@ def test_bad_messages_are_rejected_counted_and_the_collector_keeps_storing(
     assert ingest.connected
 
 
-def test_a_message_postgresql_cannot_keep_is_rejected_alone(pg_url, broker, stations, ingest_factory):
-    url = pg_url
+def _thumbnail_with(det: dict, jpeg: bytes) -> dict:
+    thumb = thumbnail_payload(det)
+    return thumb | {"data": base64.b64encode(jpeg).decode(), "bytes": len(jpeg)}
+
+
+def test_metadata_anywhere_in_a_thumbnail_or_bytes_after_its_end_are_refused(db_url, broker, stations,
+                                                                              ingest_factory, tmp_path):
+    ingest = ingest_factory(db_url)
+    dets = [detection(T0 + k) for k in range(5)]
+    clean = base64.b64decode(thumbnail_payload(dets[0])["data"])
+    eoi = len(clean) - 2
+    gps_exif = b"\xff\xe1\x00\x1aExif\x00\x00GPS 43.2412N 133.8857E"
+    hostile = {
+        "EXIF after the scan": clean[:eoi] + gps_exif + clean[eoi:],
+        "a comment after the scan": clean[:eoi] + b"\xff\xfe\x00\x0eGPS 43.2412N" + clean[eoi:],
+        "bytes after the end": clean + b"GPS 43.2412N",
+        "EXIF before the frame": clean[:2] + gps_exif + clean[2:],
+    }
+    t = topic("lazovsky-07", "thumbnail")
+    items = [(topic("lazovsky-07", "detection"), d) for d in dets]
+    items += [(t, _thumbnail_with(d, jpeg)) for d, jpeg in zip(dets, hostile.values())]
+    items += [(t, thumbnail_payload(dets[4]))]
+    stations.publish_all(items)
+    wait_until(lambda: ingest.counters["acked"] >= len(items), what="every message handled")
+    assert ingest.rejected == {"bad_thumbnail": 4}
+    with Database.open(db_url) as db:
+        assert [db.thumbnail(d["event_id"]) is not None for d in dets] == [False] * 4 + [True]
+    stored = list((tmp_path / "collector" / "thumbnails").rglob("*.jpg"))
+    assert len(stored) == 1 and b"GPS" not in stored[0].read_bytes()
+
+
+def test_a_message_the_database_refuses_is_rejected_alone(db_url, broker, stations, ingest_factory):
+    url = db_url
     ingest = ingest_factory(url)
+    with Database.open(url) as db:  # the database itself refuses one label (a rule of its own)
+        if db.dialect.name == "postgresql":
+            db._exec("ALTER TABLE detections ADD CONSTRAINT no_poison CHECK (label <> 'poison ivy')")
+        else:
+            db._exec("CREATE TRIGGER no_poison BEFORE INSERT ON detections WHEN NEW.label = 'poison ivy' "
+                     "BEGIN SELECT RAISE(ABORT, 'no poison here'); END")
     ok = [detection(T0 + k) for k in range(5)]
-    poison = detection(T0 + 100)
-    poison["label"] = "leop\u0000ard"  # valid JSON and schema; PostgreSQL text cannot hold NUL
+    poison = detection(T0 + 100, "other_animal", "poison ivy")  # valid: only the database says no
     stations.publish_all([(topic("lazovsky-07", "detection"), d) for d in ok[:2] + [poison] + ok[2:]])
     wait_until(lambda: ingest.counters["acked"] >= 6, what="all messages handled")
     assert count(url) == 5
     assert ingest.rejected == {"storage_refused": 1}
+
+
+def test_the_statuses_counter_counts_only_statuses_the_database_kept(db_url, broker, stations, ingest_factory):
+    ingest = ingest_factory(db_url)
+    with Database.open(db_url) as db:
+        if db.dialect.name == "postgresql":
+            db._exec("ALTER TABLE stations ADD CONSTRAINT no_beta CHECK (software_version <> '0.0.0-beta')")
+        else:
+            db._exec("CREATE TRIGGER no_beta BEFORE UPDATE ON stations WHEN NEW.software_version = '0.0.0-beta' "
+                     "BEGIN SELECT RAISE(ABORT, 'no beta here'); END")
+    kept = status("online", "started", T0, T0)
+    refused = m.status_message("kedrovaya-01", "online", "started", T0, software_version="0.0.0-beta", sent_at=T0)
+    stations.publish_all([(topic("lazovsky-07", "status"), kept), (topic("kedrovaya-01", "status"), refused)])
+    wait_until(lambda: ingest.counters["acked"] >= 2, what="both statuses handled")
+    assert ingest.rejected == {"storage_refused": 1}
+    assert ingest.counters["statuses"] == 1
+
+
+def test_a_nul_character_is_refused_alike_on_both_engines(db_url, broker, stations, ingest_factory):
+    """PostgreSQL cannot store NUL and SQLite can: the collector refuses it at the door, so
+    the same message is treated the same on both (and named: invalid, with its field)."""
+    ingest = ingest_factory(db_url)
+    t = topic("lazovsky-07", "detection")
+    poisoned = [detection(T0 + 1) | {"label": "leop\u0000ard"},
+                detection(T0 + 2) | {"extra": {"n\u0000": 1}},
+                {**detection(T0 + 3), "taxonomy": {"region": "far\u0000east"}}]
+    ok = detection(T0 + 4)
+    stations.publish_all([(t, d) for d in poisoned] + [(t, ok)])
+    wait_until(lambda: ingest.counters["acked"] >= 4, what="all messages handled")
+    assert ingest.rejected == {"invalid": 3}
+    with Database.open(db_url) as db:
+        assert [r["event_id"] for r in db.query_detections()] == [ok["event_id"]]
+        details = [r["last_detail"] for r in db.rejections()]
+    assert "taxonomy.region" in details[0] and "NUL" in details[0]
 
 
 def test_database_connection_dropped_mid_stream_loses_nothing(pg_url, broker, stations, ingest_factory):

@@ -80,6 +80,7 @@ def collector_toml(tmp_path):
     hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     data = tmp_path / "collector"
+    data.mkdir()
     with Database.open(f"sqlite:///{data}/collector.sqlite3") as db:
         db.migrate()
         db.store_batch([detection(1_795_629_731.4)])

@@ -18,6 +18,8 @@ BENCHES: dict[str, tuple[str, str]] = {
              "outbox commit and drain rates to a local Mosquitto; event-to-delivered latency"),
     "collector": ("station.bench.collector",
                   "collector ingest rate (SQLite, PostgreSQL) against a plain subscriber; backlog drain"),
+    "fuzz": ("station.bench.fuzz",
+             "hostile messages by the thousand against a real collector (SQLite, PostgreSQL)"),
     "dashboard": ("station.bench.dashboard", "API and dashboard latency over HTTP with a million detections"),
     "pipeline": ("station.bench.pipeline",
                  "the whole station on synthetic scenes: events found and tags given per kind"),

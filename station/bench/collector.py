@@ -48,24 +48,26 @@ TAGS = [("leopard", "leopard"), ("tiger", "tiger"), ("prey", "wild boar"), ("pre
 
 
 def synthetic_detections(n: int, stations: int = 20, start: float = 1_790_000_000.0,
-                         spacing_s: float = 37.0, frames: int = 4) -> list[dict[str, Any]]:
-    """``n`` valid detection/1 payloads from ``stations`` stations, one every ``spacing_s``."""
-    cfgs = [parse_config({"station": {"id": f"bench-{k:02d}", "deployment_id": f"bench-{k:02d}-2026",
+                         spacing_s: float = 37.0, frames: int = 4, name: str = "bench") -> list[dict[str, Any]]:
+    """``n`` valid detection/1 payloads from ``stations`` stations (``NAME-00``, ...), one
+    every ``spacing_s``."""
+    cfgs = [parse_config({"station": {"id": f"{name}-{k:02d}", "deployment_id": f"{name}-{k:02d}-2026",
                                       "latitude": 43.0 + k * 0.013, "longitude": 133.5 + k * 0.021}}).station
             for k in range(stations)]
     out = []
+    trigger = min(1.0, 0.5 * (frames - 1))  # the frame motion was confirmed on: never after the last
     for i in range(n):
         t = start + i * spacing_s
         tag, species = TAGS[i % len(TAGS)]
         station = cfgs[i % stations]
         record = {"schema": 1, "id": new_event_id(t), "station_id": station.id, "deployment_id": station.deployment_id,
                   "status": "closed", "camera": "picamera2", "trigger_source": "motion",
-                  "start": iso(t), "trigger": iso(t + 1), "end": iso(t + 0.5 * frames),
-                  "start_timestamp": t, "trigger_timestamp": t + 1, "end_timestamp": t + 0.5 * frames,
+                  "start": iso(t), "trigger": iso(t + trigger), "end": iso(t + 0.5 * frames),
+                  "start_timestamp": t, "trigger_timestamp": t + trigger, "end_timestamp": t + 0.5 * frames,
                   "end_reason": "motion_ended", "pre_trigger_s": 1.0, "motion_frames": frames,
                   "peak_motion_score": 0.05, "frames_dropped": 0,
                   "frames": [{"index": k, "file": f"{k:03d}.jpg", "time": iso(t + 0.5 * k), "timestamp": t + 0.5 * k,
-                              "pre_trigger": k < 2, "motion_score": 0.01 * k,
+                              "pre_trigger": 0.5 * k < trigger, "motion_score": 0.01 * k,
                               "boxes": [[0.1, 0.4, 0.2, 0.2]] if k >= 2 else []} for k in range(frames)],
                   "classification": {"status": "ok", "tag": tag, "species": species, "label": species,
                                      "confidence": 0.5 + (i % 50) / 100,

@@ -25,6 +25,7 @@ import apprise
 
 from station.config.collector import AlertsSection, load_collector_config
 from station.config.load import ConfigError
+from station import times
 from station.log import get_logger
 
 log = get_logger("collector.alerts")
@@ -74,7 +75,7 @@ def compose(payload: dict[str, Any], *, now: float, tz: ZoneInfo | None = None, 
     """(title, body) of one alert; with ``held`` > 0 a summary of that many more since ``since``.
     Only the station id, time, tag, species, confidence and event id leave the collector: no location."""
     station, tag = payload["station_id"], payload["tag"]
-    when = datetime.fromisoformat(payload["trigger"].replace("Z", "+00:00"))
+    when = times.parse(payload["trigger"])
 
     def stamp(t: datetime, fmt: str) -> str:
         local = f" ({t.astimezone(tz).strftime(fmt)} {tz.key})" if tz is not None and tz.key != "UTC" else ""

@@ -15,11 +15,22 @@ commits that were already acknowledged. Batching pays for the one fsync per comm
 Payloads are stored whole (TEXT on SQLite, JSONB on PostgreSQL) beside the columns that
 queries filter on. Times go in as the feed's RFC 3339 strings and come out the same way
 from both engines. A Database holds one connection: use it from one thread.
+
+A new SQLite file is created readable by its owner only (0600: it holds exact station
+coordinates), in a folder that must exist: a mistyped path is an error, not a new folder.
+
+Time and trust: a station's state (its status, its latest heartbeat, when it was last
+heard, its latest detection) changes only for a newer message, and "newer" is judged by
+when the collector received it, bounded by the sender's own clock: each time a message
+claims counts as ``min(claimed, received)``. A message from a clock that ran ahead (by
+more than ``max_clock_skew_s``) is stored with ``clock_skew_s``, the seconds it was
+ahead, on its row (detections, health) and on its station, and can never pin a state.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -29,10 +40,13 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
+from station import times
 from station.collector.migrations import POSTGRESQL, SQLITE, Dialect, discover
-from station.times import iso
 
 MAX_LIMIT = 1000
+DEFAULT_MAX_CLOCK_SKEW_S = 300.0
+"""A message whose latest time is further ahead of its arrival than this is flagged ``clock_skew_s``."""
+DATABASE_MODE = 0o600
 _PARAM = re.compile(r"%\((\w+)\)s")
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 
@@ -69,6 +83,8 @@ class BatchResult:
     duplicates: int  # detections already stored (QoS 1 resends), kept once
     thumbnails: int = 0  # thumbnails new to the database
     new_event_ids: tuple[str, ...] = field(default=(), compare=False)  # the inserted detections
+    statuses: int = field(default=0, compare=False)  # status messages stored (newer or not)
+    healths: int = field(default=0, compare=False)   # health messages stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +117,26 @@ def _utc(value: str | float | datetime | None, what: str) -> datetime | None:
         return datetime.fromtimestamp(value, timezone.utc)
     elif isinstance(value, str):
         try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise StorageError(f"{what}: {value!r} is not an RFC 3339 time") from None
+            return times.parse(value, date_ok=True)
+        except times.TimeError as exc:
+            raise StorageError(f"{what}: {exc}") from None
     else:
         raise StorageError(f"{what}: {value!r} is not a time")
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _earlier(claimed: datetime | None, received: datetime) -> datetime | None:
+    """The time a message counts as: what it claims, but never later than its arrival."""
+    return None if claimed is None else min(claimed, received)
+
+
+def _ahead(claimed: Iterable[datetime | None], received: datetime, limit_s: float) -> float | None:
+    """Seconds the latest of ``claimed`` is ahead of ``received``, when more than ``limit_s``."""
+    latest = max((c for c in claimed if c is not None), default=None)
+    if latest is None:
+        return None
+    skew = (latest - received).total_seconds()
+    return round(skew, 3) if skew > limit_s else None
 
 
 def _reason(exc: BaseException) -> str:
@@ -114,13 +144,13 @@ def _reason(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Text any engine can store: no NUL, no lone surrogates (they come from hostile keys)."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else iso(dt.timestamp())
+    return times.format(dt)
 
 
 def _offsets(zone: ZoneInfo, lo: str | None, hi: str | None) -> set:
@@ -137,6 +167,21 @@ def _offsets(zone: ZoneInfo, lo: str | None, hi: str | None) -> set:
         t += timedelta(hours=6)
     found.add(end.astimezone(zone).utcoffset())
     return found
+
+
+def _create_private(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (its -wal and -shm files take the
+    same mode from it); an existing one is left as it is. The folder must exist."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise StorageError(f"{path}: the folder {folder} does not exist (create it, or correct "
+                           f"collector.database_url)")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATABASE_MODE))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot create the SQLite database: {exc.strerror or exc}") from None
 
 
 class Database:
@@ -183,7 +228,7 @@ class Database:
         if not path:
             raise StorageError(f"database url {url!r}: no file name")
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -295,13 +340,18 @@ class Database:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False) if text is None else text
 
     def _out(self, row: dict[str, Any], json_keys: Iterable[str] = ()) -> dict[str, Any]:
-        """A row as the API hands it out: times as RFC 3339 text, JSON parsed."""
+        """A row as the API hands it out: times as RFC 3339 text, JSON parsed (text that
+        does not parse stays text: :mod:`station.collector.stored` names it, the row's
+        neighbours are not lost with it)."""
         for key, value in row.items():
             if isinstance(value, datetime):
                 row[key] = _iso(value)
         for key in json_keys:
             if isinstance(row.get(key), str):
-                row[key] = json.loads(row[key])
+                try:
+                    row[key] = json.loads(row[key])
+                except (ValueError, RecursionError):
+                    pass
         return row
 
     # -- migrations -----------------------------------------------------------------
@@ -358,14 +408,15 @@ class Database:
     _DETECTION = """
         INSERT INTO detections (event_id, station_id, deployment_id, tag, species, label, confidence,
             classification_status, start_time, start_minute, end_time, latitude, longitude, model_name, sent_at,
-            received_at, payload)
+            received_at, payload, clock_skew_s)
         VALUES (%(event_id)s, %(station_id)s, %(deployment_id)s, %(tag)s, %(species)s, %(label)s,
             %(confidence)s, %(classification_status)s, %(start_time)s, %(start_minute)s, %(end_time)s, %(latitude)s,
-            %(longitude)s, %(model_name)s, %(sent_at)s, %(received_at)s, %(payload)s)
+            %(longitude)s, %(model_name)s, %(sent_at)s, %(received_at)s, %(payload)s, %(clock_skew_s)s)
         ON CONFLICT (event_id) DO NOTHING"""
 
     # A status replaces the stored one only if it began later; at the same `since` the
-    # offline one wins (the will carries the time its connection was made).
+    # offline one wins (the will carries the time its connection was made). `since` is
+    # stored as it counts: never later than the status arrived (see the module docstring).
     _STATUS = """
         UPDATE stations SET status_state = %(state)s, status_reason = %(reason)s,
             status_since = %(since)s, software_version = %(software_version)s
@@ -394,11 +445,16 @@ class Database:
         WHERE station_id = %(station_id)s AND (health_at IS NULL OR health_at < %(sent_at)s)"""
 
     _HEALTH = """
-        INSERT INTO health (station_id, sent_at, received_at, payload)
-        VALUES (%(station_id)s, %(sent_at)s, %(received_at)s, %(payload)s)
+        INSERT INTO health (station_id, sent_at, received_at, payload, clock_skew_s)
+        VALUES (%(station_id)s, %(sent_at)s, %(received_at)s, %(payload)s, %(clock_skew_s)s)
         ON CONFLICT (station_id, sent_at) DO NOTHING"""
 
-    def _store_detections(self, detections: Sequence[Mapping[str, Any]], now: Any) -> tuple[int, int, list[str]]:
+    _CLOCK_AHEAD = """
+        UPDATE stations SET clock_skew_s = %(skew)s, clock_skew_at = %(now)s WHERE station_id = %(station_id)s"""
+    _CLOCK_ON_TIME = "UPDATE stations SET clock_skew_s = NULL WHERE station_id = %(station_id)s"
+
+    def _store_detections(self, detections: Sequence[Mapping[str, Any]], now: Any, received: datetime,
+                          limit_s: float, skews: dict[str, list[float | None]]) -> tuple[int, int, list[str]]:
         """Inside store_batch's transaction: one upsert per station, one multi-row insert of
         the detections not yet stored (a round trip per batch on PostgreSQL, not per row)."""
         rows: list[dict[str, Any]] = []
@@ -406,6 +462,10 @@ class Database:
             what = f"detection {p.get('event_id')!r} from station {p.get('station_id')!r}"
             location, model = p.get("location") or {}, p.get("model") or {}
             start = _utc(p.get("start"), f"{what}: start")
+            end = _utc(p.get("end"), f"{what}: end")
+            sent = _utc(p.get("sent_at"), f"{what}: sent_at")
+            skew = _ahead((end, sent), received, limit_s)
+            skews.setdefault(str(p.get("station_id")), []).append(skew)
             rows.append({
                 "event_id": p.get("event_id"), "station_id": p.get("station_id"),
                 "deployment_id": p.get("deployment_id"), "tag": p.get("tag"),
@@ -413,22 +473,25 @@ class Database:
                 "classification_status": p.get("classification_status"),
                 "start_time": self._time(start, f"{what}: start"),
                 "start_minute": None if start is None else start.hour * 60 + start.minute,
-                "end_time": self._time(p.get("end"), f"{what}: end"),
+                "end_time": self._time(end, f"{what}: end"),
                 "latitude": location.get("latitude"), "longitude": location.get("longitude"),
                 "uncertainty": location.get("coordinate_uncertainty_m"), "model_name": model.get("name"),
-                "sent_at": self._time(p.get("sent_at"), f"{what}: sent_at"),
-                "received_at": now, "payload": self._json_in(p)})
+                "sent_at": self._time(sent, f"{what}: sent_at"),
+                "received_at": now, "payload": self._json_in(p), "clock_skew_s": skew,
+                # what the station's row may learn from it: never later than its arrival
+                "detection_at": self._time(_earlier(start, received), f"{what}: start"),
+                "seen": self._time(_earlier(sent, received), f"{what}: sent_at")})
         latest: dict[str, dict[str, Any]] = {}
         last_sent: dict[str, Any] = {}
         for r in rows:
             st = r["station_id"]
-            if st not in latest or r["start_time"] >= latest[st]["start_time"]:
+            if st not in latest or r["detection_at"] >= latest[st]["detection_at"]:
                 latest[st] = r
-            if r["sent_at"] is not None and (st not in last_sent or r["sent_at"] > last_sent[st]):
-                last_sent[st] = r["sent_at"]
+            if r["seen"] is not None and (st not in last_sent or r["seen"] > last_sent[st]):
+                last_sent[st] = r["seen"]
         for st, r in latest.items():
             self._exec(self._SEEN, {"station_id": st, "deployment_id": r["deployment_id"], "received_at": now,
-                                    "seen": last_sent.get(st), "detection_at": r["start_time"]})
+                                    "seen": last_sent.get(st), "detection_at": r["detection_at"]})
         known: set[str] = set()
         ids = list(dict.fromkeys(r["event_id"] for r in rows))
         for k in range(0, len(ids), 500):
@@ -446,7 +509,7 @@ class Database:
             inserted = self._exec_many(self._DETECTION, fresh)
         for st, r in latest.items():
             if any(f is r for f in fresh):
-                self._exec(self._LOCATION, {"station_id": st, "start": r["start_time"], "latitude": r["latitude"],
+                self._exec(self._LOCATION, {"station_id": st, "start": r["detection_at"], "latitude": r["latitude"],
                                             "longitude": r["longitude"], "uncertainty": r["uncertainty"]})
         # A collector sharing the database may have stored one of `fresh` since the SELECT:
         # ON CONFLICT kept it once and the row count says how many were really new.
@@ -473,39 +536,69 @@ class Database:
     def store_batch(self, detections: Sequence[Mapping[str, Any]] = (), statuses: Sequence[Mapping[str, Any]] = (),
                     healths: Sequence[Mapping[str, Any]] = (), *,
                     thumbnails: Sequence[ThumbnailRow] = (), rejections: Sequence[Rejection] = (),
-                    received_at: str | float | datetime | None = None) -> BatchResult:
+                    received_at: str | float | datetime | None = None,
+                    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S) -> BatchResult:
         """Store validated detection/1, status/1 and health/1 payloads, thumbnails already on
         disk and rejection counts in ONE transaction: all of them or, on any error, none
         (:class:`StorageError` names the message). Detections and thumbnails already stored
-        are counted as duplicates and left as they were."""
-        now = self._time(datetime.now(timezone.utc) if received_at is None else received_at, "received_at")
+        are counted as duplicates and left as they were. ``received_at`` (default: now) is
+        when the batch arrived; a message further ahead of it than ``max_clock_skew_s`` is
+        flagged (module docstring)."""
+        received = _utc(datetime.now(timezone.utc) if received_at is None else received_at, "received_at")
+        assert received is not None
+        now = self._time(received, "received_at")
         inserted = duplicates = thumbs = 0
         new_ids: list[str] = []
+        skews: dict[str, list[float | None]] = {}  # per station: each message's skew (None: on time)
+        on_time: set[str] = set()                   # stations whose clock a heartbeat or status vouched for
         what = "batch"
         try:
             with self._transaction():
                 self._lock_stations(detections, statuses, healths, thumbnails, now)
                 if detections:
                     what = f"{len(detections)} detections (a single bad one fails them all; store it alone to know which)"
-                    inserted, duplicates, new_ids = self._store_detections(detections, now)
+                    inserted, duplicates, new_ids = self._store_detections(detections, now, received,
+                                                                           max_clock_skew_s, skews)
                 for p in statuses:
                     what = f"status {p.get('state')!r} from station {p.get('station_id')!r}"
+                    station_id = str(p.get("station_id"))
+                    since = _utc(p.get("since"), f"{what}: since")
+                    sent = _utc(p.get("sent_at"), f"{what}: sent_at")
+                    skew = _ahead((since, sent), received, max_clock_skew_s)
+                    skews.setdefault(station_id, []).append(skew)
+                    if sent is not None and skew is None:
+                        on_time.add(station_id)
                     self._exec(self._SEEN, {"station_id": p.get("station_id"), "deployment_id": None,
                                             "received_at": now, "detection_at": None,
-                                            "seen": self._time(p.get("sent_at"), f"{what}: sent_at")})
+                                            "seen": self._time(_earlier(sent, received), f"{what}: sent_at")})
                     self._exec(self._STATUS, {"station_id": p.get("station_id"), "state": p.get("state"),
                                               "reason": p.get("reason"),
-                                              "since": self._time(p.get("since"), f"{what}: since"),
+                                              "since": self._time(_earlier(since, received), f"{what}: since"),
                                               "software_version": p.get("software_version")})
                 for p in healths:
                     what = f"health from station {p.get('station_id')!r} sent at {p.get('sent_at')!r}"
-                    sent = self._time(p.get("sent_at"), f"{what}: sent_at")
+                    station_id = str(p.get("station_id"))
+                    sent = _utc(p.get("sent_at"), f"{what}: sent_at")
+                    skew = _ahead((sent,), received, max_clock_skew_s)
+                    skews.setdefault(station_id, []).append(skew)
+                    if skew is None:
+                        on_time.add(station_id)
+                    counted = self._time(_earlier(sent, received), f"{what}: sent_at")
                     self._exec(self._SEEN, {"station_id": p.get("station_id"), "deployment_id": None,
-                                            "received_at": now, "detection_at": None, "seen": sent})
-                    row = {"station_id": p.get("station_id"), "sent_at": sent, "received_at": now,
-                           "payload": self._json_in(p)}
-                    self._exec(self._HEALTH_LATEST, row)
-                    self._exec(self._HEALTH, row)
+                                            "received_at": now, "detection_at": None, "seen": counted})
+                    payload = self._json_in(p)
+                    self._exec(self._HEALTH_LATEST, {"station_id": p.get("station_id"), "sent_at": counted,
+                                                     "payload": payload})
+                    self._exec(self._HEALTH, {"station_id": p.get("station_id"),
+                                              "sent_at": self._time(sent, f"{what}: sent_at"), "received_at": now,
+                                              "payload": payload, "clock_skew_s": skew})
+                for station_id, found in sorted(skews.items()):
+                    what = f"clock of station {station_id!r}"
+                    ahead = max((s for s in found if s is not None), default=None)
+                    if ahead is not None:
+                        self._exec(self._CLOCK_AHEAD, {"station_id": station_id, "skew": ahead, "now": now})
+                    elif station_id in on_time:
+                        self._exec(self._CLOCK_ON_TIME, {"station_id": station_id})
                 for t in thumbnails:
                     what = f"thumbnail of event {t.event_id!r} from station {t.station_id!r}"
                     self._exec(self._SEEN, {"station_id": t.station_id, "deployment_id": None,
@@ -517,22 +610,27 @@ class Database:
                     thumbs += cur.rowcount == 1
                 for r in rejections:
                     what = f"rejection count {r.reason!r}"
-                    self._exec(self._REJECTION, {"reason": r.reason, "station_id": _printable(r.station_id)[:64],
-                                                 "at": now, "detail": _printable(r.detail)[:500]})
+                    self._exec(self._REJECTION, {"reason": r.reason, "station_id": printable(r.station_id)[:64],
+                                                 "at": now, "detail": printable(r.detail)[:500]})
         except self._errors as exc:
             raise StorageError(f"{what}: {_reason(exc)}; the whole batch of {len(detections)} detections, "
                                f"{len(statuses)} statuses and {len(healths)} health messages was rolled back",
                                transient=not isinstance(exc, self._data_errors)) from None
         except (StorageError, ValueError, TypeError, RecursionError) as exc:
             raise StorageError(f"{what}: {exc}; the whole batch was rolled back") from None
-        return BatchResult(inserted, duplicates, thumbs, tuple(new_ids))
+        return BatchResult(inserted, duplicates, thumbs, tuple(new_ids), len(statuses), len(healths))
 
     # -- reading --------------------------------------------------------------------
 
     def _where(self, station: str | None, tag: str | None, species: str | None,
-               since: Any, until: Any, table: str = "") -> tuple[str, dict[str, Any]]:
+               since: Any, until: Any, table: str = "", window: bool = False) -> tuple[str, dict[str, Any]]:
+        """WHERE for the filters; ``window``: only starts inside the plausible window (counts
+        and the diel chart, which cannot leave out single rows otherwise)."""
         clauses, params = [], {}
         col = f"{table}." if table else ""
+        if window:
+            since = times.EARLIEST if since is None else max(_utc(since, "since"), times.EARLIEST)
+            until = times.LATEST if until is None else min(_utc(until, "until"), times.LATEST)
         for column, value in (("station_id", station), ("tag", tag), ("species", species)):
             if value is not None:
                 clauses.append(f"{col}{column} = %({column})s")
@@ -547,7 +645,7 @@ class Database:
 
     _COLUMNS = ("d.event_id, d.station_id, d.deployment_id, d.tag, d.species, d.label, d.confidence,"
                 " d.classification_status, d.start_time, d.end_time, d.latitude, d.longitude, d.model_name,"
-                " d.sent_at, d.received_at, d.payload, t.file AS thumbnail_file")
+                " d.sent_at, d.received_at, d.payload, d.clock_skew_s, t.file AS thumbnail_file")
     # A thumbnail counts only when the station that sent it sent the detection too.
     _THUMB_JOIN = " LEFT JOIN thumbnails t ON t.event_id = d.event_id AND t.station_id = d.station_id"
 
@@ -625,7 +723,7 @@ class Database:
         """Every station heard from, by id: last status, last health, last seen, exact location."""
         rows = self._rows("SELECT station_id, deployment_id, first_seen, last_seen, last_detection_at,"
                           " status_state, status_reason, status_since, software_version, health, health_at,"
-                          " latitude, longitude, coordinate_uncertainty_m"
+                          " latitude, longitude, coordinate_uncertainty_m, clock_skew_s, clock_skew_at"
                           " FROM stations ORDER BY station_id")
         return [self._out(r, ("health",)) for r in rows]
 
@@ -638,14 +736,50 @@ class Database:
         return {r["station_id"] for r in self._rows(
             f"SELECT DISTINCT station_id FROM detections WHERE tag IN ({marks})", names)}
 
+    def count_outside_window(self, station: str | None = None, species: str | None = None,
+                             since: str | float | datetime | None = None,
+                             until: str | float | datetime | None = None) -> int:
+        """Detections matching the filters that start outside the plausible window
+        (:data:`station.times.EARLIEST` to ``LATEST``): left out of counts and the diel chart."""
+        where, params = self._outside(*self._where(station, None, species, since, until))
+        return int(self._rows(f"SELECT COUNT(*) AS n FROM detections{where}", params)[0]["n"])
+
+    def clock_skews(self, since: str | float | datetime | None = None) -> list[dict[str, Any]]:
+        """Stations whose clock ran ahead (a message more than ``max_clock_skew_s`` ahead of
+        its arrival) at or after ``since`` (default: ever), latest first: ``station_id``, the
+        skew of the latest such message while it lasts (``clock_skew_s``; None once a heartbeat
+        or status arrived on time), when one last arrived (``clock_skew_at``), and how many
+        stored detections and heartbeats carry the flag."""
+        params: dict[str, Any] = {}
+        where = " WHERE s.clock_skew_at IS NOT NULL"
+        if since is not None:
+            where += " AND s.clock_skew_at >= %(since)s"
+            params["since"] = self._time(since, "since")
+        return [self._out(r) for r in self._rows(
+            "SELECT s.station_id, s.clock_skew_s, s.clock_skew_at,"
+            " (SELECT COUNT(*) FROM detections d WHERE d.station_id = s.station_id"
+            "  AND d.clock_skew_s IS NOT NULL) AS detections,"
+            " (SELECT COUNT(*) FROM health h WHERE h.station_id = s.station_id"
+            "  AND h.clock_skew_s IS NOT NULL) AS heartbeats"
+            f" FROM stations s{where} ORDER BY s.clock_skew_at DESC, s.station_id", params)]
+
     def counts_by_species(self, station: str | None = None, since: str | float | datetime | None = None,
                           until: str | float | datetime | None = None) -> dict[str, int]:
         """Detections per species (those with a species), most first."""
         where, params = self._where(station, None, None, since, until)
         where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
-        rows = self._rows(f"SELECT species, COUNT(*) AS n FROM detections{where}"
-                          " GROUP BY species ORDER BY n DESC, species", params)
-        return {r["species"]: int(r["n"]) for r in rows}
+        counts = {r["species"]: int(r["n"]) for r in self._rows(
+            f"SELECT species, COUNT(*) AS n FROM detections{where} GROUP BY species", params)}
+        outside, o_params = self._outside(where, params)  # left out (a few rows, found by the start index)
+        for r in self._rows(f"SELECT species, COUNT(*) AS n FROM detections{outside} GROUP BY species", o_params):
+            counts[r["species"]] -= int(r["n"])
+        return dict(sorted(((s, n) for s, n in counts.items() if n > 0), key=lambda kv: (-kv[1], kv[0])))
+
+    def _outside(self, where: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """``where`` narrowed to starts outside the plausible window."""
+        clause = "(start_time < %(w_lo)s OR start_time >= %(w_hi)s)"
+        return ((where + " AND " if where else " WHERE ") + clause,
+                params | {"w_lo": self._time(times.EARLIEST, "w_lo"), "w_hi": self._time(times.LATEST, "w_hi")})
 
     def diel_activity(self, timezone_name: str = "UTC", station: str | None = None, species: str | None = None,
                       since: str | float | datetime | None = None,
@@ -657,9 +791,12 @@ class Database:
         since 2014, UTC), the offset is added to the indexed ``start_minute`` in SQL. Otherwise
         (daylight saving) PostgreSQL converts each time to the zone itself, and SQLite, which
         has no time zones, groups by UTC hour of each day and each group is put in its local
-        hour here."""
-        zone = ZoneInfo(timezone_name)
-        where, params = self._where(station, None, species, since, until)
+        hour here. Detections dated outside the plausible window are left out (and the index
+        alone still answers: they are subtracted, found by the start index)."""
+        zone = times.zone(timezone_name)
+        every, every_params = self._where(station, None, species, since, until)
+        every = (every + " AND" if every else " WHERE") + " species IS NOT NULL"
+        where, params = self._where(station, None, species, since, until, window=True)
         where = (where + " AND" if where else " WHERE") + " species IS NOT NULL"
         out: dict[str, list[int]] = {}
         bounds = self._rows(f"SELECT MIN(start_time) AS lo, MAX(start_time) AS hi FROM detections{where}", params)[0]
@@ -667,11 +804,16 @@ class Database:
         if len(offsets) == 1:  # one UTC offset over the range: integer arithmetic on the index
             minutes = int(next(iter(offsets)).total_seconds() // 60)
             # Grouped in index order (species, start_minute): no sort, at most 1,440 rows a species.
-            rows = self._rows(f"SELECT species, start_minute AS m, COUNT(*) AS n FROM detections{where}"
-                              " GROUP BY species, start_minute", params)
+            rows = self._rows(f"SELECT species, start_minute AS m, COUNT(*) AS n FROM detections{every}"
+                              " GROUP BY species, start_minute", every_params)
+            outside, o_params = self._outside(every, every_params)
+            rows += [r | {"n": -int(r["n"])} for r in self._rows(
+                f"SELECT species, start_minute AS m, COUNT(*) AS n FROM detections{outside}"
+                " GROUP BY species, start_minute", o_params)]
             for r in rows:
                 if r["m"] is not None:
                     out.setdefault(r["species"], [0] * 24)[(int(r["m"]) + minutes) % 1440 // 60] += int(r["n"])
+            out = {s: counts for s, counts in out.items() if any(counts)}
         elif self.dialect is POSTGRESQL:
             rows = self._rows("SELECT species, CAST(EXTRACT(HOUR FROM start_time AT TIME ZONE %(tz)s) AS INTEGER) AS h,"
                               f" COUNT(*) AS n FROM detections{where} GROUP BY species, h",

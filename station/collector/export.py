@@ -19,6 +19,11 @@ still listed in the detection, with ``filePath`` relative to the station's data
 directory (``events/<event_id>/NNN.jpg``) and ``filePublic`` false: the stills stay on
 the station. Times are whole seconds in UTC (the profile's ``%Y-%m-%dT%H:%M:%S%z``);
 event starts are rounded down and ends up, so every still lies inside its event.
+
+A stored detection that breaks the feed's rules (:mod:`station.collector.stored`: NaN,
+a lone surrogate, 31 February, ...) is left out and named in the summary's ``skipped``,
+never a half-written export. An ``exact`` export is readable by its owner only (files
+0600, a new folder 0700): it holds the restricted coordinates.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from zoneinfo import ZoneInfo
 
 from station import __version__
 from station.collector import camtrap_dp
+from station import times
 from station.collector.privacy import Location, LocationPolicy
+from station.collector.stored import Skipped, detection_problem
 from station.collector.taxa import Taxon, taxon_for
 from station.config.collector import CollectorConfig
 from station.vocabulary import ANIMAL_TAGS, TAGS
@@ -85,6 +92,15 @@ class ExportSummary:
     coordinate_precision: float | None = None
     taxa: tuple[str, ...] = ()
     exact: bool = False
+    skipped: int = 0             # stored detections left out: they break the feed's rules
+    skipped_rows: tuple[tuple[str, str], ...] = ()  # (event id, why), the first 1000 of them
+
+    def warnings(self) -> list[str]:
+        """One line per skipped detection (the first 1000), naming its event id and why."""
+        lines = [f"skipped detection {event_id}: {why}" for event_id, why in self.skipped_rows]
+        if self.skipped > len(self.skipped_rows):
+            lines.append(f"... and {self.skipped - len(self.skipped_rows)} more detections skipped")
+        return lines
 
     def line(self) -> str:
         if self.exact:
@@ -97,13 +113,15 @@ class ExportSummary:
         counts = (f"{self.detections} detections, {self.deployments} deployments, {self.media} media, "
                   f"{self.observations} observations" if self.media or self.observations
                   else f"{self.detections} detections")
-        return f"{self.path}: {counts}; {what}"
+        skipped = (f"; {self.skipped} detection(s) skipped: they break the feed's rules (see the warnings)"
+                   if self.skipped else "")
+        return f"{self.path}: {counts}; {what}{skipped}"
 
 
 # -- small helpers ----------------------------------------------------------------
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return times.parse(text)
 
 
 def _second(dt: datetime, up: bool = False) -> datetime:
@@ -136,18 +154,31 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "camtrap-station"
 
 
-class _Files:
-    """Output files written under a temporary name and renamed together at the end."""
+EXACT_FILE_MODE = 0o600
+EXACT_FOLDER_MODE = 0o700
 
-    def __init__(self, targets: list[Path]):
+
+class _Files:
+    """Output files written under a temporary name and renamed together at the end;
+    ``private``: readable by the owner only (an exact export)."""
+
+    def __init__(self, targets: list[Path], private: bool = False):
         self.targets = targets
         self.parts = [t.with_name(f".{t.name}.part") for t in targets]
         self.handles: list[TextIO] = []
+        self.private = private
+
+    def _open(self, part: Path) -> TextIO:
+        if not self.private:
+            return part.open("w", encoding="utf-8", newline="")
+        part.unlink(missing_ok=True)  # a leftover would keep its old mode
+        return open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EXACT_FILE_MODE), "w",
+                    encoding="utf-8", newline="")
 
     def __enter__(self) -> list[TextIO]:
         try:
             for part in self.parts:
-                self.handles.append(part.open("w", encoding="utf-8", newline=""))
+                self.handles.append(self._open(part))
         except OSError as exc:
             self._discard()
             raise ExportError(f"{exc.filename or self.parts[0].parent}: cannot write the export "
@@ -175,12 +206,12 @@ class _Files:
             raise ExportError(f"{self.targets[0].parent}: writing the export failed ({exc})") from None
 
 
-def _prepare_dir(folder: Path) -> Path:
+def _prepare_dir(folder: Path, private: bool = False) -> Path:
     existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ExportError(f"{existing}: is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, **({"mode": EXACT_FOLDER_MODE} if private else {}))
     except OSError as exc:
         raise ExportError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from None
     if not os.access(folder, os.W_OK):
@@ -188,9 +219,13 @@ def _prepare_dir(folder: Path) -> Path:
     return folder
 
 
-def _nothing(station: str | None, since: Any, until: Any) -> NothingToExport:
+def _nothing(station: str | None, since: Any, until: Any, skipped: Skipped | None = None) -> NothingToExport:
     where = ", ".join(f"{k}={v}" for k, v in (("station", station), ("since", since), ("until", until)) if v)
-    return NothingToExport(f"no detections to export{f' ({where})' if where else ''}; nothing written")
+    left_out = ""
+    if skipped:
+        shown = ", ".join(skipped.ids[:5]) + (", ..." if skipped.count > 5 else "")
+        left_out = f"; {skipped.count} stored detection(s) skipped, they break the feed's rules: {shown}"
+    return NothingToExport(f"no detections to export{f' ({where})' if where else ''}{left_out}; nothing written")
 
 
 # -- Camtrap DP -----------------------------------------------------------------------
@@ -338,21 +373,26 @@ def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exa
                       created: datetime | None = None) -> ExportSummary:
     """Write a Camtrap DP 1.0.2 package of the detections (``since <= start < until``) to
     ``out_dir``: public coordinates unless ``exact``. Raises :class:`ExportError`."""
-    out = _prepare_dir(Path(out_dir))
+    out = _prepare_dir(Path(out_dir), private=exact)
     policy = LocationPolicy(cfg.privacy)
     sensitive = None if exact else policy.sensitive_stations(db)
+    skipped = Skipped()
     names = ("deployments", "media", "observations")
     targets = [out / f"{n}.csv" for n in names] + [out / "datapackage.json"]
     deployments: dict[str, _Deployment] = {}
     taxa = _Taxa()
     detections = media_count = obs_count = 0
     media_level = False
-    with _Files(targets) as (dep_file, media_file, obs_file, package_file):
+    with _Files(targets, private=exact) as (dep_file, media_file, obs_file, package_file):
         media_w = csv.DictWriter(media_file, MEDIA_FIELDS, lineterminator="\n")
         obs_w = csv.DictWriter(obs_file, OBSERVATION_FIELDS, lineterminator="\n")
         media_w.writeheader()
         obs_w.writeheader()
         for row in db.iter_detections(station=station, since=since, until=until, page=page):
+            problem = detection_problem(row)
+            if problem is not None:
+                skipped.add(row["event_id"], problem)
+                continue
             p = row["payload"]
             dep_id = row["deployment_id"]
             start, end = _second(_time(p["start"])), _second(_time(p["end"]), up=True)
@@ -374,7 +414,7 @@ def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exa
             media_count += len(media)
             obs_count += len(observations)
         if not detections:
-            raise _nothing(station, since, until)
+            raise _nothing(station, since, until, skipped)
         dep_rows, generalised = [], []
         for d in sorted(deployments.values(), key=lambda d: d.deployment_id):
             loc = policy.location(d.station_id, d.latitude, d.longitude, d.uncertainty_m,
@@ -394,17 +434,22 @@ def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exa
         json.dump(descriptor, package_file, indent=1, ensure_ascii=False)
         package_file.write("\n")
     return ExportSummary(out, tuple(targets), detections, len(dep_rows), media_count, obs_count,
-                         sum(generalised), precision, tuple(sorted(taxa.entries)), exact)
+                         sum(generalised), precision, tuple(sorted(taxa.entries)), exact,
+                         skipped.count, tuple(skipped.rows))
 
 
 # -- plain CSV ------------------------------------------------------------------------
 
 def _csv_rows(db: Any, cfg: CollectorConfig, exact: bool, station: str | None, since: Any, until: Any,
-              page: int, seen: dict[str, bool]) -> Iterator[dict[str, Any]]:
+              page: int, seen: dict[str, bool], skipped: Skipped) -> Iterator[dict[str, Any]]:
     policy = LocationPolicy(cfg.privacy)
     sensitive = None if exact else policy.sensitive_stations(db)
     zone = ZoneInfo(cfg.http.timezone)
     for row in db.iter_detections(station=station, since=since, until=until, page=page):
+        problem = detection_problem(row)
+        if problem is not None:
+            skipped.add(row["event_id"], problem)
+            continue
         view = policy.detection_view(row, exact=exact, sensitive=sensitive)
         p = view["payload"]
         seen[row["station_id"]] = view["location_generalised"]
@@ -437,18 +482,20 @@ def export_csv(db: Any, cfg: CollectorConfig, out_file_or_dir: str | Path, *, ex
     an existing folder; public coordinates unless ``exact``. Raises :class:`ExportError`."""
     target = Path(out_file_or_dir)
     if target.is_dir() or str(out_file_or_dir).endswith(os.sep):
-        target = _prepare_dir(target) / "detections.csv"
+        target = _prepare_dir(target, private=exact) / "detections.csv"
     else:
-        _prepare_dir(target.parent if str(target.parent) else Path("."))
+        _prepare_dir(target.parent if str(target.parent) else Path("."), private=exact)
     seen: dict[str, bool] = {}
+    skipped = Skipped()
     count = 0
-    with _Files([target]) as (handle,):
+    with _Files([target], private=exact) as (handle,):
         writer = csv.DictWriter(handle, CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
-        for row in _csv_rows(db, cfg, exact, station, since, until, page, seen):
+        for row in _csv_rows(db, cfg, exact, station, since, until, page, seen, skipped):
             _write(writer, row)
             count += 1
     generalised = sum(seen.values())
     precision = LocationPolicy(cfg.privacy).coordinate_precision(seen.values())
     return ExportSummary(target, (target,), count, deployments=len(seen), generalised=generalised,
-                         coordinate_precision=precision, exact=exact)
+                         coordinate_precision=precision, exact=exact, skipped=skipped.count,
+                         skipped_rows=tuple(skipped.rows))

@@ -296,8 +296,8 @@ class Ingest:
         self.counters["stored"] += result.inserted
         self.counters["duplicates"] += result.duplicates
         self.counters["thumbnails"] += result.thumbnails
-        self.counters["statuses"] += sum(a.kind == "status" for _, a in kept)
-        self.counters["healths"] += sum(a.kind == "health" for _, a in kept)
+        self.counters["statuses"] += result.statuses
+        self.counters["healths"] += result.healths
         self.counters["rejected"] += len(rejections)
         now = time.monotonic()
         self.last_batch = {"messages": len(batch), "inserted": result.inserted, "duplicates": result.duplicates,
@@ -356,7 +356,8 @@ class Ingest:
             if a.kind in by_kind:
                 by_kind[a.kind].append(a.payload)
         return self._db.store_batch(by_kind["detection"], by_kind["status"], by_kind["health"],
-                                    thumbnails=thumbs, rejections=rejections)
+                                    thumbnails=thumbs, rejections=rejections,
+                                    max_clock_skew_s=self.cfg.collector.max_clock_skew_s)
 
     def _store_one_by_one(self, kept: list[tuple[_Incoming, Accepted]], thumbs: list[ThumbnailRow],
                           rejections: list[Rejection], cause: StorageError) -> BatchResult:
@@ -366,7 +367,7 @@ class Ingest:
         log.warning("batch refused by the database; storing its messages one by one", error=str(cause))
         thumb_of = {t.event_id: t for t in thumbs}
         refused = list(rejections)
-        inserted = duplicates = stored_thumbs = 0
+        inserted = duplicates = stored_thumbs = statuses = healths = 0
         new_ids: list[str] = []
         for item, a in kept:
             t = [thumb_of[a.payload["event_id"]]] if a.kind == "thumbnail" else []
@@ -378,14 +379,14 @@ class Ingest:
                 refused.append(Rejection("storage_refused", a.station_id, f"{item.topic}: {exc}"[:500]))
                 continue
             inserted, duplicates = inserted + r.inserted, duplicates + r.duplicates
-            stored_thumbs += r.thumbnails
+            stored_thumbs, statuses, healths = stored_thumbs + r.thumbnails, statuses + r.statuses, healths + r.healths
             new_ids.extend(r.new_event_ids)
         try:
             self._db.store_batch(rejections=refused)
         except StorageError as exc:
             raise _Transient(exc) from None
         rejections[:] = refused
-        return BatchResult(inserted, duplicates, stored_thumbs, tuple(new_ids))
+        return BatchResult(inserted, duplicates, stored_thumbs, tuple(new_ids), statuses, healths)
 
     def _isolate(self, batch: list[_Incoming], error: BaseException) -> None:
         """A batch broke the writer (a bug, or input nothing else caught): handle its messages

@@ -5,12 +5,15 @@
 Pure: no database, no broker, no clock. Checks, in order, each one naming what failed:
 the topic fits the feed's tree (``{prefix}/{station}/{kind}``) and is a kind the
 collector stores; the payload is not larger than the limit (checked before it is read);
-it is UTF-8 JSON, an object, of a schema the collector knows in a major version it
-knows; the schema's message kind is the topic's kind; the payload's ``station_id`` is the
-topic's (a station may only speak for itself, and the broker's ACL checks the topic);
-and it validates against the feed's JSON Schema (:mod:`station.feed.schema`), which also
-checks the rules a schema cannot state. Nothing that fails is stored; only the reason is
-counted, per station.
+it is UTF-8 and strict JSON (:mod:`station.feed.strict_json`: no NaN or Infinity, no
+number beyond a double, no lone surrogate, so both engines, the API and the exports read
+it alike), an object, of a schema the collector knows in a major version it knows; the
+schema's message kind is the topic's kind; the payload's ``station_id`` is the topic's (a
+station may only speak for itself, and the broker's ACL checks the topic); no string
+holds a NUL (which PostgreSQL cannot store: refused on both engines alike); and it
+validates against the feed's JSON Schema (:mod:`station.feed.schema`), which also checks
+the rules a schema cannot state (real dates, times that agree, the size of ``extra``).
+Nothing that fails is stored; only the reason is counted, per station.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from station.collector.db import Payload, Rejection
+from station.collector.db import Payload, Rejection, printable
+from station.feed import strict_json
 from station.feed.schema import KINDS as SCHEMA_KINDS
 from station.feed.schema import MAJOR, PayloadError, validate
+from station.feed.strict_json import MAX_DEPTH, StrictJsonError
 from station.feed.topics import TopicError, parse_topic
 from station.vocabulary import STORED_KINDS
 
@@ -29,23 +34,6 @@ from station.vocabulary import STORED_KINDS
 REASONS = ("bad_topic", "too_large", "not_json", "not_object", "unknown_schema", "unknown_version",
            "kind_mismatch", "station_mismatch", "invalid", "bad_thumbnail", "storage_refused", "internal_error")
 """Every rejection reason, as counted (``rejections`` table, ``/api/collector``)."""
-
-
-MAX_DEPTH = 32
-"""Deepest nesting of objects and arrays accepted (a detection/1 needs 5)."""
-
-
-def _too_deep(value: object) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
-    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +57,7 @@ def admit(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Accepte
     station = _station_of(topic, prefix)
 
     def no(reason: str, detail: str) -> Rejection:
-        return Rejection(reason, station, f"{topic}: {detail}"[:500])
+        return Rejection(reason, station, printable(f"{topic}: {detail}")[:500])
 
     try:
         parsed = parse_topic(topic, prefix)
@@ -83,15 +71,13 @@ def admit(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Accepte
                                f"(collector.max_payload_kb)")
     try:
         text = payload.decode("utf-8")
-        message = json.loads(text)
+        message = strict_json.loads(text)
     except UnicodeDecodeError as exc:
         return no("not_json", f"payload is not UTF-8 (byte {exc.start})")
     except json.JSONDecodeError as exc:
         return no("not_json", f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    except RecursionError:
-        return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep")
-    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        return no("not_json", f"payload is not usable JSON: {str(exc)[:200]}")
+    except StrictJsonError as exc:
+        return no("not_json", f"payload is not strict JSON: {exc}")
     if not isinstance(message, dict):
         return no("not_object", f"payload is a JSON {type(message).__name__}, not an object")
     name = message.get("schema")
@@ -110,14 +96,14 @@ def admit(topic: str, payload: bytes, *, prefix: str, max_bytes: int) -> Accepte
     if claimed != station:
         return no("station_mismatch", f"field 'station_id' is {claimed!r} but the topic is station "
                                       f"{station!r}")
+    if "\\u0000" in text:  # NUL can only come escaped; a literal backslash-u0000 is no NUL
+        where = strict_json.nul_at(message)
+        if where is not None:
+            return no("invalid", f"field {where}: holds a NUL character (U+0000), which no feed text may")
     try:
         validate(kind, message)
     except PayloadError as exc:
         return no("invalid", f"field {exc.field}: {str(exc)}")
     except RecursionError:
         return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep")
-    # The schemas fix the shape of everything but 'extra' (free-form, for later minor
-    # versions), so only there can nesting be deep enough to trouble storing it.
-    if isinstance(message.get("extra"), (dict, list)) and _too_deep(message["extra"]):
-        return no("not_json", f"payload is nested more than {MAX_DEPTH} levels deep (in 'extra')")
     return Accepted(kind, station, Payload(message, text))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from station import sdnotify
@@ -39,6 +40,34 @@ messages in one transaction: seconds, even on a slow SD card or PostgreSQL."""
 
 class CollectorSetupError(ValueError):
     """A collector setting that cannot work; the message names the key."""
+
+
+def preflight(cfg: CollectorConfig, *, http: bool | None = None) -> None:
+    """Settings that can be checked before anything starts, creating nothing (for
+    ``station config check-collector`` and :meth:`CollectorService.build`); raises
+    :class:`CollectorSetupError` naming the key. ``http``: whether the API will run
+    (default ``http.enabled``)."""
+    if cfg.http.enabled if http is None else http:
+        token_file = cfg.http.token_file
+        if not cfg.http.public and token_file is None:
+            raise CollectorSetupError("http.token_file: not set, but http.public = false: nobody could read the API")
+        if token_file is not None:
+            from station.collector.web.auth import TokenFileError, read_tokens
+            try:
+                tokens = read_tokens(token_file)
+            except TokenFileError as exc:
+                raise CollectorSetupError(str(exc)) from None
+            if not tokens and not cfg.http.public:
+                raise CollectorSetupError(f"http.token_file {token_file}: holds no token, but http.public = false: "
+                                          f"nobody could read the API")
+    url = cfg.collector.sqlite_resolved_url()
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):].partition("?")[0])
+        # data_dir itself is made at start (and by the install script); any other folder must exist
+        if str(path) != ":memory:" and path.parent != cfg.collector.data_dir.absolute() \
+                and not path.parent.is_dir():
+            raise CollectorSetupError(f"collector.database_url: the folder {path.parent} does not exist "
+                                      f"(create it, or correct the path)")
 
 
 def _waiting(thread: threading.Thread) -> bool:
@@ -92,9 +121,12 @@ class CollectorService:
     def build(cls, cfg: CollectorConfig, *, http: bool | None = None,
               on_stored: Callable[[Sequence[dict[str, Any]]], None] | None = None) -> "CollectorService":
         """``on_stored`` also hears of each batch of newly stored detections (after alerts)."""
+        serve = cfg.http.enabled if http is None else http
+        preflight(cfg, http=serve)
         data_dir = cfg.collector.data_dir
         try:
-            cfg.collector.thumbnails_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # exact coordinates: the collector's only
+            cfg.collector.thumbnails_dir.mkdir(mode=0o700, exist_ok=True)
             probe = cfg.collector.thumbnails_dir / ".write-test"
             probe.write_bytes(b"")
             probe.unlink()
@@ -120,10 +152,14 @@ class CollectorService:
 
         ingest = Ingest(cfg, open_db, on_stored=stored if listeners else None)
         server = None
-        if cfg.http.enabled if http is None else http:
+        if serve:
             from station.collector.web.app import create_app
+            from station.collector.web.auth import TokenFileError
             from station.collector.web.server import HttpServer
-            app = create_app(cfg, stats=lambda: service_stats())
+            try:
+                app = create_app(cfg, stats=lambda: service_stats())
+            except (TokenFileError, ValueError) as exc:  # the token file changed since preflight
+                raise CollectorSetupError(str(exc)) from None
             server = HttpServer(app, host=cfg.http.host, port=cfg.http.port)
         service = cls(cfg, ingest, alerter, server)
 

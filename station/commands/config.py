@@ -51,8 +51,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_collector_check(args: argparse.Namespace) -> int:
     from station.config.collector import load_collector_config
 
+    from station.collector.service import CollectorSetupError, preflight
+
     cfg = load_collector_config(args.file)
     _check_broker_files(cfg, args.file)
+    try:
+        preflight(cfg)
+    except CollectorSetupError as exc:
+        raise ConfigError(str(args.file), [str(exc)]) from None
     print(f"{args.file}: OK")
     print(f"  collector {cfg.collector.id}: database {redact_uri(cfg.collector.sqlite_resolved_url())}, "
           f"thumbnails in {cfg.collector.thumbnails_dir}")

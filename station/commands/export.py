@@ -78,5 +78,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    for warning in summary.warnings():
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
     print(summary.line())
     return 0

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
+from station import times
 from station.config.base import Section
 from station.config.logging import LoggingSection
 from station.config.mqtt import CLIENT_ID_PATTERN, BrokerSection
@@ -41,6 +41,9 @@ class CollectorSection(Section):
     """Larger messages are rejected unread (a thumbnail/1 is at most ~342 KiB)."""
     retry_max_s: float = Field(default=30.0, gt=0, le=3600)
     """While the database is unreachable, storing is retried with backoff up to this."""
+    max_clock_skew_s: float = Field(default=300.0, ge=1, le=7 * 86400)
+    """A message dated more than this ahead of its arrival is stored flagged clock_skew_s (the
+    station's clock runs ahead); it never pins the station's state either way."""
 
     def sqlite_resolved_url(self) -> str:
         """``database_url`` with a relative SQLite path made absolute under ``data_dir``."""
@@ -92,8 +95,8 @@ class HttpSection(Section):
     @classmethod
     def _tz(cls, v: str) -> str:
         try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+            times.zone(v)
+        except times.TimeError:
             raise ValueError("not a known IANA time zone (e.g. 'Asia/Vladivostok', 'UTC')") from None
         return v
 

@@ -217,33 +217,85 @@ def health_message(station_id: str, *, uptime_s: float, cpu_temperature_c: float
 # -- thumbnails ------------------------------------------------------------------------
 
 _SOF = {m for m in range(0xC0, 0xD0) if m not in (0xC4, 0xC8, 0xCC)}  # frame headers: the size
-_ALLOWED_SEGMENTS = _SOF | {0xC4, 0xDB, 0xDD, 0xE0}  # + Huffman, quantisation tables, restart, JFIF
+_TABLES = {0xC4, 0xDB, 0xDD}  # Huffman and quantisation tables, restart interval
+_RST = range(0xD0, 0xD8)      # restart markers inside entropy-coded data
+_JFIF = b"JFIF\x00"
+
+
+def _marker_name(marker: int) -> str:
+    if 0xE0 <= marker <= 0xEF:
+        return f"APP{marker - 0xE0}" + (": EXIF or XMP" if marker == 0xE1 else "")
+    return {0xFE: "COM: a comment"}.get(marker, "not a picture segment")
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:
-    """(width, height) of a JPEG; :class:`ThumbnailError` if it is not one or carries
-    metadata (EXIF/XMP in APP1, IPTC, comments: any segment but JFIF's APP0)."""
+    """(width, height) of a JPEG that carries nothing but the picture; :class:`ThumbnailError`
+    otherwise. Every segment is walked, through the entropy-coded scans, to the end-of-image
+    marker: only a plain JFIF APP0 (no embedded thumbnail), one frame header, Huffman and
+    quantisation tables, restart intervals and scans may appear, anywhere; any metadata
+    (EXIF/XMP, IPTC, ICC, comments, any other APPn), a second frame, a missing end or a
+    single byte after it is refused."""
+    def bad(why: str) -> ThumbnailError:
+        return ThumbnailError(f"thumbnail: {why}")
+
     if data[:2] != b"\xff\xd8":
-        raise ThumbnailError("thumbnail: not a JPEG (no start-of-image marker)")
-    pos, size = 2, None
-    while pos + 4 <= len(data):
+        raise bad("not a JPEG (no start-of-image marker)")
+    n, pos, size, scans = len(data), 2, None, 0
+    while True:
+        if pos + 2 > n:
+            raise bad("the JPEG ends without an end-of-image marker")
         if data[pos] != 0xFF:
-            raise ThumbnailError(f"thumbnail: corrupt JPEG header at byte {pos}")
+            raise bad(f"corrupt JPEG: no marker at byte {pos}")
         marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
+        if marker == 0xFF:  # fill byte before a marker
             pos += 1
             continue
-        if marker == 0xDA:
+        if marker == 0xD9:  # end of image
+            if not scans:
+                raise bad("the JPEG has no picture data (no scan)")
+            if pos + 2 != n:
+                raise bad(f"{n - pos - 2} bytes follow the end-of-image marker (hidden data?)")
             break
-        if marker not in _ALLOWED_SEGMENTS:
-            raise ThumbnailError(f"thumbnail: JPEG carries a metadata segment (marker 0x{marker:02X}); "
-                                 "re-encode it with make_thumbnail")
+        if pos + 4 > n:
+            raise bad(f"corrupt JPEG: segment 0x{marker:02X} cut short at byte {pos}")
         length = int.from_bytes(data[pos + 2:pos + 4], "big")
-        if marker in _SOF and pos + 9 <= len(data):
+        end = pos + 2 + length
+        if length < 2 or end > n:
+            raise bad(f"corrupt JPEG: segment 0x{marker:02X} at byte {pos} has a bad length")
+        if marker == 0xE0:
+            body = data[pos + 4:end]
+            if pos != 2 or length != 16 or not body.startswith(_JFIF) or body[12:14] != b"\x00\x00":
+                raise bad(f"JPEG carries an APP0 segment other than a plain JFIF header at byte {pos}; "
+                          "re-encode it with make_thumbnail")
+        elif marker in _SOF:
+            if size is not None:
+                raise bad(f"JPEG has a second frame header at byte {pos}")
+            if length < 8:
+                raise bad(f"corrupt JPEG: frame header at byte {pos} is too short")
             size = (int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big"))
-        pos += 2 + length
+        elif marker == 0xDA:  # start of scan: its header, then entropy-coded data up to the next marker
+            if size is None:
+                raise bad(f"JPEG scan at byte {pos} comes before any frame header")
+            scans += 1
+            pos = end
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    raise bad("the JPEG ends inside its picture data (no end-of-image marker)")
+                following = data[pos + 1]
+                if following == 0x00 or following in _RST:
+                    pos += 2
+                elif following == 0xFF:
+                    pos += 1
+                else:
+                    break
+            continue
+        elif marker not in _TABLES:
+            raise bad(f"JPEG carries a metadata segment (marker 0x{marker:02X}, {_marker_name(marker)}) "
+                      f"at byte {pos}; re-encode it with make_thumbnail")
+        pos = end
     if size is None or min(size) < 1:
-        raise ThumbnailError("thumbnail: JPEG has no frame header (width and height)")
+        raise bad("JPEG has no frame header (width and height)")
     return size
 
 

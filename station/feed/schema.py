@@ -15,7 +15,12 @@ extra: ~7 µs a detection instead of ~2 ms); invalid ones are always described b
 Besides the schema, :func:`validate` checks the few rules a schema cannot state:
 ``message_id`` equals ``event_id`` (detection) or ``event_id + ":thumb"`` (thumbnail),
 ``frame_count`` is the length of ``frames``, ``best_frame`` names one of them, and a
-thumbnail's ``bytes`` is the size of its decoded ``data``.
+thumbnail's ``bytes`` is the size of its decoded ``data``. Times: every one is a real
+calendar date and time (no 31 February; the schema's pattern already fixes the form,
+the years 2000-2099 and seconds 00-59); in a detection ``start <= trigger <= end``, every
+frame's ``time`` lies in ``[start, end]`` and ``duration_s`` is ``end - start``, each to
+within :data:`TIME_TOLERANCE_S`. ``extra`` is at most :data:`EXTRA_MAX_BYTES` as compact
+UTF-8 JSON and :data:`EXTRA_MAX_DEPTH` levels deep.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from typing import Any, Iterable
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema import validators as _validators
 
+from station import times
+
 try:  # Rust validator (the collector's extra): ~250x faster at saying "valid"
     import jsonschema_rs as _rs
 except ImportError:  # pragma: no cover - the station itself does without
@@ -42,6 +49,17 @@ SCHEMA_BASE = "https://camtrap-station.example/schemas/"
 from station.vocabulary import MESSAGE_KINDS as KINDS
 
 MAJOR = 1
+
+TIME_TOLERANCE_S = 0.01
+"""How far a detection's times may disagree (the station cuts each time to milliseconds)."""
+EXTRA_MAX_BYTES = 8 * 1024
+"""``extra`` as compact UTF-8 JSON is at most this long."""
+EXTRA_MAX_DEPTH = 8
+"""``extra`` nests at most this deep (``extra`` itself is level 1)."""
+
+_TIME_FIELDS = {"detection": ("start", "trigger", "end", "sent_at"), "status": ("since", "sent_at"),
+                "health": ("sent_at",), "thumbnail": ("sent_at",), "command": ("sent_at",),
+                "command_result": ("sent_at",)}
 
 
 class PayloadError(ValueError):
@@ -169,9 +187,80 @@ def _problems(kind: str, payload: Any) -> list[tuple[str, str]]:
     return problems
 
 
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (a scalar: 0), stopping past the limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > EXTRA_MAX_DEPTH:
+                break
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _extra(p: dict[str, Any]) -> list[tuple[str, str]]:
+    if "extra" not in p:
+        return []
+    depth = _depth(p["extra"])
+    if depth > EXTRA_MAX_DEPTH:
+        return [("extra", f"nests more than {EXTRA_MAX_DEPTH} levels deep")]
+    try:
+        size = len(json.dumps(p["extra"], separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode("utf-8"))
+    except (ValueError, TypeError) as exc:  # NaN, a lone surrogate: not JSON text
+        return [("extra", f"is not JSON text ({exc})")]
+    if size > EXTRA_MAX_BYTES:
+        return [("extra", f"is {size} bytes as JSON; at most {EXTRA_MAX_BYTES} are allowed")]
+    return []
+
+
+def _times(kind: str, p: dict[str, Any], out: list[tuple[str, str]]) -> dict[str, Any]:
+    """The message's times, parsed; each one that is not a real date and time is named in ``out``."""
+    parsed = {}
+    for key in _TIME_FIELDS.get(kind, ()):
+        if p.get(key) is not None:  # sent_at is optional in a will and a command
+            try:
+                parsed[key] = times.parse_feed(p[key])
+            except times.TimeError as exc:
+                out.append((key, str(exc)))
+    return parsed
+
+
+def _event_times(p: dict[str, Any], t: dict[str, Any], out: list[tuple[str, str]]) -> None:
+    """A detection's times must agree: start <= trigger <= end, frames inside, duration_s."""
+    tol = TIME_TOLERANCE_S
+    frame_times = []
+    for i, frame in enumerate(p["frames"]):
+        try:
+            frame_times.append((i, times.parse_feed(frame["time"])))
+        except times.TimeError as exc:
+            out.append((f"frames[{i}].time", str(exc)))
+    if not {"start", "trigger", "end"} <= t.keys():
+        return
+    start, trigger, end = t["start"], t["trigger"], t["end"]
+    if end < start:
+        out.append(("end", f"{p['end']} is before start {p['start']}"))
+        return
+    if (start - trigger).total_seconds() > tol or (trigger - end).total_seconds() > tol:
+        out.append(("trigger", f"{p['trigger']} is not between start {p['start']} and end {p['end']}"))
+    span = (end - start).total_seconds()
+    if abs(p["duration_s"] - span) > tol:
+        out.append(("duration_s", f"is {p['duration_s']} but end - start is {span:.3f} s "
+                                  f"(they may differ by {tol} s)"))
+    for i, when in frame_times:
+        if (start - when).total_seconds() > tol or (when - end).total_seconds() > tol:
+            out.append((f"frames[{i}].time", f"{p['frames'][i]['time']} is outside the event "
+                                             f"({p['start']} to {p['end']})"))
+
+
 def _rules(kind: str, p: dict[str, Any]) -> list[tuple[str, str]]:
-    """What a JSON Schema cannot say: fields that must agree with each other."""
+    """What a JSON Schema cannot say: fields that must agree with each other, real dates,
+    and the size of ``extra``."""
     out: list[tuple[str, str]] = []
+    parsed = _times(kind, p, out)
+    out += _extra(p)
     if kind == "detection":
         if p["message_id"] != p["event_id"]:
             out.append(("message_id", f"must equal event_id {p['event_id']!r}"))
@@ -179,6 +268,7 @@ def _rules(kind: str, p: dict[str, Any]) -> list[tuple[str, str]]:
             out.append(("frame_count", f"is {p['frame_count']} but frames lists {len(p['frames'])}"))
         if p["best_frame"] is not None and p["best_frame"] not in {f["index"] for f in p["frames"]}:
             out.append(("best_frame", f"{p['best_frame']} is not the index of any frame"))
+        _event_times(p, parsed, out)
     elif kind == "thumbnail":
         if p["message_id"] != p["event_id"] + ":thumb":
             out.append(("message_id", f"must equal event_id + ':thumb' ({p['event_id']}:thumb)"))

@@ -7,11 +7,15 @@ are generalised as ``[privacy]`` says; a valid ``Authorization: Bearer TOKEN`` g
 exact view; a wrong token is refused (401) rather than quietly served the public view,
 and with ``[http] public = false`` every API request needs one. Routes and parameters:
 docs/collector-api.md (and ``/api/openapi.json``).
+
+A stored row that breaks the feed's rules (:mod:`station.collector.stored`) never breaks
+an answer: it is left out and named (``skipped``), and asked for alone it is a 422.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -30,12 +34,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from station.collector.db import MAX_LIMIT, Database, StorageError
 from station.collector.privacy import LocationPolicy
+from station.collector.stored import Skipped, detection_problem, station_row
+from station.collector.thumbnails import clean_jpeg
 from station.collector.web import params as p
 from station.collector.web.auth import TokenFileError, Tokens, Unauthorized
 from station.collector.web.databases import Databases
 from station.collector.web.openapi import openapi
 from station.collector.web.views import detection_item, station_item
 from station.config.collector import CollectorConfig
+from station.feed.messages import ThumbnailError
 from station.log import get_logger
 
 TOTAL_CAP = 10_000
@@ -97,6 +104,7 @@ class _Api:
         self.tokens = Tokens(cfg.http.token_file)
         self.policy = LocationPolicy(cfg.privacy)
         self.thumbnails_dir = cfg.collector.thumbnails_dir.absolute()
+        self._reported: set[str] = set()  # stored rows left out, already logged
 
     def guarded(self, handler: Callable[[Request, Database, bool], Response]) -> Callable[[Request], Response]:
         """A handler behind the token check, with a database; errors become JSON answers."""
@@ -133,6 +141,22 @@ class _Api:
     def _privacy(self, exact: bool) -> dict[str, Any]:
         return {"location_generalised": not exact, "grid_deg": None if exact else self.policy.grid_deg}
 
+    def _report(self, skipped: Skipped) -> None:
+        """Log each stored row left out once per process (the dashboard asks every 10 s)."""
+        for row_id, why in skipped.rows:
+            if row_id not in self._reported and len(self._reported) < 100_000:
+                self._reported.add(row_id)
+                log.warning("a stored row breaks the feed's rules and is left out of the API", id=row_id, problem=why)
+
+    @staticmethod
+    def _skipped(skipped: Skipped, exact: bool, key: str) -> dict[str, Any]:
+        """``skipped``: the ids of stored rows left out; with a token also why (the reason may
+        quote a value of the row)."""
+        out: dict[str, Any] = {"skipped": skipped.ids}
+        if exact:
+            out["skipped_problems"] = [{key: i, "problem": why} for i, why in skipped.rows]
+        return out
+
     # -- routes ---------------------------------------------------------------------
 
     DETECTION_FILTERS = {"station": p.text, "tag": p.tag, "species": p.text, "since": p.time, "until": p.time}
@@ -145,10 +169,17 @@ class _Api:
         rows = db.query_detections(**filters, limit=q["limit"], offset=q["offset"])
         total = db.count_detections(**filters, cap=TOTAL_CAP)
         sensitive = self._sensitive(db, exact)
+        skipped, items = Skipped(), []
+        for r in rows:
+            problem = detection_problem(r)
+            if problem is not None:
+                skipped.add(r["event_id"], problem)
+                continue
+            items.append(detection_item(r, self.policy, exact=exact, sensitive=sensitive))
+        self._report(skipped)
         return JSONResponse({**self._privacy(exact), "total": min(total, TOTAL_CAP),
                              "total_is_lower_bound": total > TOTAL_CAP, "limit": q["limit"], "offset": q["offset"],
-                             "items": [detection_item(r, self.policy, exact=exact, sensitive=sensitive)
-                                       for r in rows]})
+                             "items": items, **self._skipped(skipped, exact, "event_id")})
 
     def detection(self, request: Request, db: Database, exact: bool) -> Response:
         p.parse(request.query_params, {})
@@ -156,20 +187,35 @@ class _Api:
         row = db.detection(event_id) if len(event_id) <= 64 else None
         if row is None:
             return _error(404, f"no detection with event_id {event_id[:64]!r}")
+        problem = detection_problem(row)
+        if problem is not None:
+            skipped = Skipped()
+            skipped.add(event_id, problem)
+            self._report(skipped)
+            why = problem if exact else "send a token to see why"
+            return _error(422, f"detection {event_id} is stored but breaks the feed's rules, so it is left out "
+                               f"of the API and exports ({why})", event_id=event_id)
         item = detection_item(row, self.policy, exact=exact, sensitive=self._sensitive(db, exact))
         return JSONResponse({**self._privacy(exact), "item": item})
 
     def stations(self, request: Request, db: Database, exact: bool) -> Response:
         p.parse(request.query_params, {})
         now, sensitive = datetime.now(timezone.utc), self._sensitive(db, exact)
-        items = [station_item(r, self.policy, exact=exact, sensitive=sensitive, now=now) for r in db.stations()]
-        return JSONResponse({**self._privacy(exact), "items": items})
+        skipped, items = Skipped(), []
+        for r in db.stations():
+            row, problems = station_row(r)
+            for problem in problems.values():
+                skipped.add(row["station_id"], problem)
+            items.append(station_item(row, self.policy, exact=exact, sensitive=sensitive, now=now))
+        self._report(skipped)
+        return JSONResponse({**self._privacy(exact), "items": items, **self._skipped(skipped, exact, "station_id")})
 
     def species(self, request: Request, db: Database, exact: bool) -> Response:
         q = p.parse(request.query_params, {"station": p.text, "since": p.time, "until": p.time})
         counts = db.counts_by_species(**q)
         return JSONResponse({"total": sum(counts.values()),
-                             "items": [{"species": name, "count": n} for name, n in counts.items()]})
+                             "items": [{"species": name, "count": n} for name, n in counts.items()],
+                             "outside_window": db.count_outside_window(**q)})
 
     def diel(self, request: Request, db: Database, exact: bool) -> Response:
         q = p.parse(request.query_params, {"species": p.text, "station": p.text, "since": p.time, "until": p.time,
@@ -178,7 +224,8 @@ class _Api:
         by_species = db.diel_activity(zone, **q)
         return JSONResponse({"timezone": zone, "hours": list(range(24)),
                              "series": [{"species": name, "counts": counts, "total": sum(counts)}
-                                        for name, counts in by_species.items()]})
+                                        for name, counts in by_species.items()],
+                             "outside_window": db.count_outside_window(**q)})
 
     def collector(self, request: Request, db: Database, exact: bool) -> Response:
         p.parse(request.query_params, {})
@@ -209,9 +256,18 @@ class _Api:
         if not path.is_relative_to(self.thumbnails_dir.resolve()) or not path.is_file():
             log.warning("thumbnail file missing", id=event_id, file=row["file"])
             return _error(404, f"the thumbnail of event_id {event_id!r} is recorded but its file is missing")
+        # The collector re-encodes what it stores; a file from before that is cleaned as it goes out.
+        try:
+            data = clean_jpeg(path.read_bytes())
+        except ThumbnailError as exc:
+            log.warning("thumbnail file unreadable", id=event_id, file=row["file"], error=str(exc))
+            return _error(404, f"the thumbnail of event_id {event_id!r} cannot be read")
         scope = "public" if self.cfg.http.public else "private"
-        return FileResponse(path, media_type="image/jpeg",
-                            headers={"Cache-Control": f"{scope}, max-age={THUMBNAIL_MAX_AGE_S}, immutable"})
+        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+        headers = {"Cache-Control": f"{scope}, max-age={THUMBNAIL_MAX_AGE_S}, immutable", "ETag": etag}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type="image/jpeg", headers=headers)
 
     def healthz(self, request: Request) -> Response:
         try:

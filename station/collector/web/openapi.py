@@ -36,6 +36,11 @@ def _get(summary: str, parameters: list[dict[str, Any]], content: str = "applica
     return {"get": {"summary": summary, "parameters": parameters, "responses": responses}}
 
 
+def _with(path: dict[str, Any], status: str, description: str) -> dict[str, Any]:
+    path["get"]["responses"][status] = {"description": description}
+    return path
+
+
 def openapi(*, public: bool, timezone: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -51,7 +56,9 @@ def openapi(*, public: bool, timezone: str) -> dict[str, Any]:
                 _param("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                                "default": 50}),
                 _param("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "default": 0})]),
-            "/api/detections/{event_id}": _get("One detection (404 if unknown)", [_EVENT]),
+            "/api/detections/{event_id}": _with(_get("One detection (404 if unknown)", [_EVENT]), "422",
+                                                "Stored, but it breaks the feed's rules: left out of the API "
+                                                "and exports (`event_id` names it)."),
             "/api/stations": _get("Stations: last status, last heard, disk, outbox, health, location", []),
             "/api/species": _get("Detections per species, most first", [_STATION, _SINCE, _UNTIL]),
             "/api/diel": _get("Detections per hour of day (0-23, local time) per species", [

@@ -11,17 +11,15 @@ such as ``?specie=leopard`` would otherwise return every detection.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.datastructures import QueryParams
 
+from station import times
 from station.vocabulary import TAGS
 
 MAX_TEXT = 200
-# RFC 3339 date-time (seconds required, fraction optional, Z or an offset), or a full-date.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2}))?$")
 # '+' unescaped in a URL arrives as a space: "2026-11-25T00:00:00 10:00".
 _PLUS_AS_SPACE = re.compile(r"^(.*\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$")
 
@@ -56,20 +54,20 @@ def time(name: str, raw: str) -> datetime:
     plus = _PLUS_AS_SPACE.match(value)
     if plus:
         value = f"{plus.group(1)}+{plus.group(2)}"
-    if not _RFC3339.match(value):
-        raise BadParameter(name, f"{raw[:40]!r} is not an RFC 3339 time (e.g. 2026-11-25T00:00:00Z, "
-                                 f"2026-11-25T09:00:00%2B10:00 with '+' written %2B, or 2026-11-25)")
     try:
-        dt = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
+        return times.parse(value, date_ok=True)
+    except times.TimeError as exc:
+        if "not an RFC 3339 time" in str(exc):
+            raise BadParameter(name, f"{raw[:40]!r} is not an RFC 3339 time (e.g. 2026-11-25T00:00:00Z, "
+                                     f"2026-11-25T09:00:00%2B10:00 with '+' written %2B, or 2026-11-25)") from None
         raise BadParameter(name, f"{raw[:40]!r} is not a valid date or time") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 def time_zone(name: str, raw: str) -> str:
+    """An IANA zone name from the list (never used as a path: a long or odd one is just unknown)."""
     try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
+        times.zone(raw)
+    except times.TimeError:
         raise BadParameter(name, f"{raw[:40]!r} is not a known IANA time zone "
                                  f"(e.g. Asia/Vladivostok, UTC)") from None
     return raw

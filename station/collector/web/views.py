@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from station import times
 from station.collector.privacy import LocationPolicy
 
 
@@ -26,7 +27,10 @@ def detection_item(row: dict[str, Any], policy: LocationPolicy, *, exact: bool,
 def _seconds_since(when: str | None, now: datetime) -> float | None:
     if not when:
         return None
-    then = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    try:
+        then = times.parse(when)
+    except times.TimeError:  # a database written by hand: no figure rather than no answer
+        return None
     return round(max(0.0, (now - then).total_seconds()), 1)
 
 
@@ -34,7 +38,8 @@ def station_item(row: dict[str, Any], policy: LocationPolicy, *, exact: bool,
                  sensitive: set[str] | None, now: datetime) -> dict[str, Any]:
     """A ``Database.stations`` row for the API: the last status (``online`` is None before
     the first status message), when it was last heard, the figures a ranger checks from its
-    latest heartbeat (disk, outbox), the whole heartbeat, and its location."""
+    latest heartbeat (disk, outbox), the whole heartbeat, its location, and whether its clock
+    runs ahead (``clock_skew_s``: seconds, while it does; ``clock_skew_at``: when last seen)."""
     v = policy.station_view(row, exact=exact, sensitive=sensitive)
     health = v.get("health") or {}
     disk, outbox = health.get("disk") or {}, health.get("outbox") or {}
@@ -62,4 +67,6 @@ def station_item(row: dict[str, Any], policy: LocationPolicy, *, exact: bool,
         "longitude": v["longitude"],
         "coordinate_uncertainty_m": v["coordinate_uncertainty_m"],
         "location_generalised": v["location_generalised"],
+        "clock_skew_s": v.get("clock_skew_s"),
+        "clock_skew_at": v.get("clock_skew_at"),
     }

@@ -97,6 +97,10 @@
       const heard = el("td", { title: s.last_heard || "" }, ago(s.silent_s),
         el("span", { class: "sub", text: formatTime(s.last_heard) }));
       if (silent && s.online) heard.append(el("span", { class: "badge warn", text: "silent" }));
+      if (s.clock_skew_s !== null && s.clock_skew_s !== undefined) {
+        heard.append(el("span", { class: "badge warn", text: "clock ahead",
+                                  title: "its clock runs " + Math.round(s.clock_skew_s) + " s ahead" }));
+      }
       const loc = s.latitude === null ? el("td", { class: "muted", text: "—" })
         : el("td", {}, s.latitude.toFixed(4) + ", " + s.longitude.toFixed(4),
           el("span", { class: "sub", text: (s.location_generalised ? "generalised, ±" : "exact, ±")
@@ -242,8 +246,10 @@
     }
     $("detections-empty").hidden = data.items.length > 0;
     var total = data.total.toLocaleString("en") + (data.total_is_lower_bound ? "+" : "");
-    $("detections-count").textContent = data.total > data.items.length
-      ? "(" + data.items.length + " of " + total + ")" : "(" + total + ")";
+    const skipped = (data.skipped || []).length;
+    $("detections-count").textContent = (data.total > data.items.length
+      ? "(" + data.items.length + " of " + total + ")" : "(" + total + ")")
+      + (skipped ? " · " + skipped + " stored detection(s) could not be shown" : "");
   }
 
   function detectionsPath() {
