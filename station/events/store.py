@@ -19,13 +19,15 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
 
-from station.events.model import iso
 from station.log import get_logger
+
+if TYPE_CHECKING:
+    from station.events.recovery import Recovery
 
 log = get_logger("store")
 
@@ -48,13 +50,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write ``path`` whole or not at all; on an error (a full card) no temporary file is left."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if fsync:
         _fsync_dir(path.parent)
 
@@ -138,11 +145,20 @@ class EventStore:
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every readable record, oldest first; unreadable ones are logged and skipped."""
+        for _, record in self.entries():
+            if isinstance(record, StoreError):
+                log.warning("skipping unreadable event", error=str(record))
+            else:
+                yield record
+
+    def entries(self) -> Iterator[tuple[str, dict[str, Any] | StoreError]]:
+        """(event id, its record or the :class:`StoreError` naming why it cannot be read),
+        oldest first: for listings that must show every folder."""
         for event_id in self.ids():
             try:
-                yield self.load(event_id)
+                yield event_id, self.load(event_id)
             except StoreError as exc:
-                log.warning("skipping unreadable event", error=str(exc))
+                yield event_id, exc
 
     def frame_path(self, event_id: str, name: str) -> Path:
         return self.event_dir(event_id) / name
@@ -176,30 +192,11 @@ class EventStore:
             return self._dir_size(event_id)
 
     # -- crash recovery -------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Close records left open by a crash or power cut; remove stray temp files.
+    def recover(self, kept: Iterable[dict[str, Any]] = (),
+                identity: Mapping[str, str] | None = None) -> "Recovery":
+        """Repair the store at start: records ``kept`` in the reserve go to their folders,
+        open records are closed (``interrupted``), folders without a record get one rebuilt
+        from their stills (with ``identity``); see :mod:`station.events.recovery`."""
+        from station.events.recovery import recover
 
-        Returns the ids of recovered events. Their end time is their last still's.
-        """
-        recovered = []
-        if not self.root.is_dir():
-            return recovered
-        for event_id in self.ids():
-            folder = self.event_dir(event_id)
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-            try:
-                record = self.load(event_id)
-            except StoreError as exc:
-                log.warning("event folder without a readable record", error=str(exc))
-                continue
-            if record.get("status") != "open":
-                continue
-            frames = [f for f in record.get("frames", []) if f.get("file") and (folder / f["file"]).is_file()]
-            last = max([f["timestamp"] for f in frames], default=record["start_timestamp"])
-            record.update(status="closed", end_reason="interrupted", frames=frames,
-                          end_timestamp=last, end=iso(last))
-            self.write_record(record)
-            recovered.append(event_id)
-            log.warning("recovered interrupted event", id=event_id, stills=len(frames))
-        return recovered
+        return recover(self, kept, identity)
