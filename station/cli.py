@@ -24,10 +24,10 @@ import json
 import os
 import signal
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from station import __version__
+from station.args import seconds
 from station.config import ConfigError, StationConfig, load_config
 from station.log import get_logger, setup_logging
 
@@ -58,7 +58,7 @@ def _install_signal_handlers(stop) -> None:
 
 def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloader=None) -> int:
     from station.camera.base import CameraError
-    from station.daemon import StationDaemon, write_truth_if_simulated
+    from station.daemon import SceneTruthError, StationDaemon, write_truth_if_simulated
 
     data_dir = cfg.storage.data_dir
     try:
@@ -91,7 +91,11 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloa
     if daemon.failure:
         print(f"station: camera: {daemon.failure}", file=sys.stderr)
         return 1
-    truth = write_truth_if_simulated(daemon.camera, cfg.storage.data_dir)
+    try:
+        truth = write_truth_if_simulated(daemon.camera, cfg.storage.data_dir)
+    except SceneTruthError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 1
     if truth:
         log.info("scene ground truth written", path=str(truth))
     return 0
@@ -129,18 +133,17 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    cfg = load_config(args.file)
-    if cfg.mqtt.enabled:
-        from station.feed.publisher import FeedConfigError, check_settings
+    from station.camera import redact_uri
+    from station.config.check import check_station
 
-        try:
-            check_settings(cfg.mqtt)
-        except FeedConfigError as exc:
-            raise ConfigError(str(args.file), [str(exc)]) from None
+    cfg = load_config(args.file)
+    problems = check_station(cfg)
+    if problems:
+        raise ConfigError(str(args.file), problems)
     print(f"{args.file}: OK")
     print(f"  station {cfg.station.id} (deployment {cfg.station.deployment_id}) "
           f"at {cfg.station.latitude:.5f}, {cfg.station.longitude:.5f}")
-    print(f"  camera {cfg.camera.uri} main {cfg.camera.main_size[0]}x{cfg.camera.main_size[1]} "
+    print(f"  camera {redact_uri(cfg.camera.uri)} main {cfg.camera.main_size[0]}x{cfg.camera.main_size[1]} "
           f"lores {cfg.camera.lores_size[0]}x{cfg.camera.lores_size[1]} @ {cfg.camera.fps:g} fps")
     if cfg.mqtt.enabled:
         print(f"  feed to mqtt{'s' if cfg.mqtt.tls else ''}://{cfg.mqtt.host}:{cfg.mqtt.port} "
@@ -150,13 +153,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4] + "Z"
-
-
 def cmd_events(args: argparse.Namespace) -> int:
+    from station.events.listing import listing
     from station.events.store import EventStore
 
     if args.data_dir:
@@ -169,20 +167,15 @@ def cmd_events(args: argparse.Namespace) -> int:
     if not data_dir.is_dir():
         print(f"station events: {data_dir}: no such directory", file=sys.stderr)
         return 2
-    records = list(EventStore(data_dir).records())
+    lines, records, malformed = listing(EventStore(data_dir))
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         print()
-        return 0
-    print(f"{'event id':36}  {'start (UTC)':23}  {'length':>7}  {'stills':>6}  {'pre':>5}  {'status':7}  end reason")
-    for r in records:
-        end = r.get("end_timestamp")
-        length = f"{end - r['start_timestamp']:.1f}s" if end is not None else "-"
-        stills = sum(1 for f in r.get("frames", []) if f.get("file"))
-        print(f"{r['id']:36}  {_fmt_time(r['start_timestamp']):23}  {length:>7}  {stills:>6}  "
-              f"{r.get('pre_trigger_s', 0):>4.1f}s  {r.get('status', '?'):7}  {r.get('end_reason') or '-'}")
-    print(f"{len(records)} event(s) in {data_dir}")
-    return 0
+        for problem in malformed:
+            print(f"station events: malformed: {problem}", file=sys.stderr)
+    else:
+        print("\n".join(lines))
+    return 1 if malformed else 0
 
 
 def cmd_scene(args: argparse.Namespace) -> int:
@@ -452,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the station daemon")
     run.add_argument("--config", required=True, type=Path, help="station TOML file")
     run.add_argument("--camera", help="override camera.uri (picamera2, opencv:N, rtsp://..., FILE, DIR, synthetic[:SEED])")
-    run.add_argument("--duration", type=float, help="stop after S seconds (camera clock)")
+    run.add_argument("--duration", type=seconds, help="stop after S seconds (camera clock)")
     run.add_argument("--speed", choices=["realtime", "max"], help="replay/simulation pace")
     run.add_argument("--data-dir", type=Path, help="override storage.data_dir")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -462,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(exit 0 all OK, 1 warnings, 2 failures)")
     selftest.add_argument("--config", required=True, type=Path, help="station TOML file")
     selftest.add_argument("--json", action="store_true")
-    selftest.add_argument("--timeout", type=float, default=10.0, help="seconds each check may take (default 10)")
+    selftest.add_argument("--timeout", type=seconds, default=10.0, help="seconds each check may take (default 10)")
     selftest.set_defaults(func=cmd_selftest)
 
     config = sub.add_parser("config", help="configuration tools")
@@ -482,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     scene = sub.add_parser("scene", help="show what a synthetic scene will contain (its ground truth)")
     scene.add_argument("--seed", type=int, default=0)
-    scene.add_argument("--duration", type=float, default=600.0)
+    scene.add_argument("--duration", type=seconds, default=600.0)
     scene.add_argument("--json", action="store_true")
     scene.set_defaults(func=cmd_scene)
 
@@ -517,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     bdash.set_defaults(func=cmd_bench)
     bp = bsub.add_parser("pipeline", help="the whole station on synthetic scenes: events found and tags given per kind")
     bp.add_argument("--seeds", default="1,2,3", help="comma-separated scene seeds")
-    bp.add_argument("--duration", type=float, default=900.0, help="scene seconds each")
+    bp.add_argument("--duration", type=seconds, default=900.0, help="scene seconds each")
     bp.add_argument("--pictures", type=Path, default=None, help="walk real pictures across the scene instead")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_bench)
@@ -539,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     col = sub.add_parser("collector", help="run the collector: MQTT ingest, database, alerts, API and dashboard")
     col.add_argument("--config", required=True, type=Path, help="collector TOML file")
     col.add_argument("--no-http", action="store_true", help="ingest only, no API/dashboard")
-    col.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    col.add_argument("--duration", type=seconds, default=None, help="stop after S seconds")
     col.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     col.set_defaults(func=cmd_collector)
 
@@ -573,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     prov.set_defaults(func=cmd_provision)
 
     demo = sub.add_parser("demo", help="broker, collector with dashboard and two simulated stations on this machine")
-    demo.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")
+    demo.add_argument("--duration", type=seconds, default=None, help="stop after S seconds (default: until Ctrl-C)")
     demo.add_argument("--data-dir", type=Path, default=None, help="where stations, broker and collector keep data (default: a temporary folder)")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--pictures", type=Path, default=None, help="folder of real animal pictures to walk across the scene")
