@@ -450,3 +450,34 @@ def test_the_reserve_keeps_what_it_holds_when_made_again_or_made_bigger(tmp_path
     bigger.clear()
     assert bigger.records() == [] and bigger.held and not bigger.dirty
     assert RecordReserve(tmp_path / "off", 0).make() is False and not (tmp_path / "off").exists()
+
+
+def test_one_malformed_record_never_stops_the_events_listing(tmp_path: Path):
+    import json
+    import subprocess
+    import sys
+
+    store = EventStore(tmp_path)
+    writer = EventWriter(store).start()
+    good, bad, truncated = (record_event(writer, i) for i in range(3))
+    writer.stop()
+    record = store.load(bad.id)
+    record["frames"] = "000.jpg"  # edited by hand
+    store.write_record(record)
+    (store.event_dir(truncated.id) / "event.json").write_text("{ truncated")
+    out = subprocess.run([sys.executable, "-m", "station", "events", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith(good.id) and "motion_ended" in line for line in lines)
+    bad_file = store.event_dir(bad.id) / "event.json"
+    assert f"{bad.id}  malformed: {bad_file}: frames is a string '000.jpg', not a list" in lines
+    assert any(line.startswith(f"{truncated.id}  malformed: ") and "unreadable event record" in line
+               for line in lines)
+    assert lines[-1] == f"3 event(s) in {tmp_path}, 2 malformed"
+    as_json = subprocess.run([sys.executable, "-m", "station", "events", "--data-dir", str(tmp_path), "--json"],
+                             capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 1
+    assert {r["id"] for r in json.loads(as_json.stdout)} == {good.id, bad.id}
+    assert f"malformed: {bad_file}: frames is a string" in as_json.stderr
