@@ -182,7 +182,8 @@ class EventWriter:
                 log.error("cannot write event record; kept in memory until there is room",
                           id=record["id"], error=str(exc), held=len(self._unwritten) + 1)
             self._unwritten[record["id"]] = record
-            self._check_disk()
+            if time.monotonic() - self._last_check >= 1.0:  # not per record: a stop retries them all
+                self._check_disk()
             return False
         if self._unwritten.pop(record["id"], None) is not None:
             log.info("event record written after all", id=record["id"], still_held=len(self._unwritten))
