@@ -18,6 +18,7 @@ Outside the schedule's active hours (live cameras only) the camera is closed.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -33,6 +34,8 @@ from station.events.recorder import EventRecorder
 if TYPE_CHECKING:
     from station.classifier.worker import ClassificationWorker
     from station.feed.service import FeedService
+from station.events.recovery import recover
+from station.events.reserve import RESERVE_NAME, RecordReserve
 from station.events.retention import DiskGuard
 from station.events.store import EventStore
 from station.events.writer import EventWriter
@@ -160,9 +163,11 @@ class StationDaemon:
         if cfg.classifier.enabled:
             worker = ClassificationWorker(cfg.classifier, store, on_classified=on_event)
             on_closed = worker.submit
+        reserve = RecordReserve(cfg.storage.data_dir / RESERVE_NAME, int(cfg.storage.reserve_mb * 2**20))
         writer = EventWriter(store, guard, jpeg_quality=cfg.events.jpeg_quality,
                              max_pending_images=cfg.storage.writer_queue,
-                             check_interval_s=cfg.storage.check_interval_s, on_closed=on_closed)
+                             check_interval_s=cfg.storage.check_interval_s, on_closed=on_closed,
+                             reserve=reserve)
         recorder = EventRecorder(cfg.events, cfg.station.id, cfg.station.deployment_id, writer,
                                  frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
         daemon = cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
@@ -301,6 +306,8 @@ class StationDaemon:
         time for replays and simulations (so ``--speed max`` runs a 10-minute scene in
         however long it takes to compute).
         """
+        if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+            raise ValueError(f"duration_s must be a number of seconds above 0, got {duration_s!r}")
         self._run = _RunState(duration_s=duration_s, backoff=self.cfg.camera.retry_initial_s)
         try:
             self._start()
@@ -310,18 +317,23 @@ class StationDaemon:
             self._finish()
 
     def _start(self) -> None:
-        """Recover the store, start the writer, classifier and feed threads."""
+        """Recover the store (records kept in the reserve, folders left without one), start
+        the writer, classifier and feed threads."""
         cfg = self.cfg
         self._camera_open = False
-        recovered = self.store.recover()
-        self.writer.start()
+        kept = self.writer.reserve.records() if self.writer.reserve is not None else []
+        recovery = recover(self.store, kept, identity={
+            "station_id": cfg.station.id, "deployment_id": cfg.station.deployment_id, "camera": self.camera.uri})
+        self.writer.start(keep=recovery.unwritten)
         if self.classifier is not None:
             self.classifier.start()
         if self.feed is not None:
             self.feed.start(self)
         log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
                  camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
-                 recovered_events=len(recovered), schedule=cfg.schedule.describe())
+                 recovered_events=len(recovery.interrupted), restored_records=len(recovery.restored),
+                 rebuilt_records=len(recovery.rebuilt), records_waiting_for_room=len(recovery.unwritten),
+                 schedule=cfg.schedule.describe())
         if cfg.schedule.mode != "always" and not self.camera.live:
             log.warning("schedule ignored: a replay or simulation runs on its own clock",
                         camera=self.camera.uri, schedule=cfg.schedule.describe())
@@ -330,6 +342,8 @@ class StationDaemon:
         """Serve requests, read one frame, detect motion, feed the recorder. False ends
         the run (the media ran out, a replay cannot open, ``duration_s`` reached)."""
         run = self._run
+        if run.duration_s is not None and self.camera.live and time.monotonic() - run.wall_start >= run.duration_s:
+            return False  # also while the camera is failing or the schedule sleeps
         if self._reload_requests:
             self._serve_reloads()
         if self.camera.live and self._sleeping():
@@ -548,11 +562,21 @@ def _answer(done: Callable, *args) -> None:
         log.exception("answering an operator request failed")
 
 
+class SceneTruthError(RuntimeError):
+    """The ground truth of a simulated scene could not be written; the message names the file."""
+
+
 def write_truth_if_simulated(camera: Camera, data_dir: Path) -> Path | None:
-    """A synthetic scene knows what crossed when; keep it beside the events for scoring."""
+    """A synthetic scene knows what crossed when; keep it beside the events for scoring.
+
+    Raises :class:`SceneTruthError` (one line, naming the file) when it cannot be written,
+    e.g. on a full card; the events are not affected."""
     writer = getattr(camera, "write_truth", None)
     if writer is None:
         return None
     path = Path(data_dir) / "scene_truth.json"
-    writer(path)
+    try:
+        writer(path)
+    except OSError as exc:
+        raise SceneTruthError(f"{path}: the scene's ground truth was not written: {exc.strerror or exc}") from None
     return path

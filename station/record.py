@@ -11,7 +11,7 @@ may still be damaged, so readers check what they use.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Mapping, TypedDict
 
 RECORD_SCHEMA = 1
 
@@ -89,3 +89,64 @@ class EventRecord(CaptureRecord, total=False):
 
     classification: ClassificationRecord
     delivery: DeliveryRecord
+
+
+# -- checking a record read back from a card ------------------------------------------------
+_NUMBER = (int, float)
+
+
+def _is(value: Any, types: type | tuple[type, ...], none: bool = False) -> bool:
+    if value is None:
+        return none
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
+def record_problem(record: Any) -> str | None:
+    """What keeps a record from being used, naming the key (``frames[3].file is a number,
+    not a file name``); None when it has the shape capture writes (docs/event-store.md).
+    Only the keys later stages rely on are checked; keys they add are not."""
+    if not isinstance(record, Mapping):
+        return f"the record is {_shown(record)}, not an object"
+    required: tuple[tuple[str, Any, bool, str], ...] = (
+        ("id", str, False, "a string"), ("station_id", str, False, "a string"),
+        ("deployment_id", str, False, "a string"), ("status", str, False, "a string"),
+        ("start", str, False, "a time string"), ("trigger", str, False, "a time string"),
+        ("end", str, True, "a time string or null"),
+        ("start_timestamp", _NUMBER, False, "a number"), ("trigger_timestamp", _NUMBER, False, "a number"),
+        ("end_timestamp", _NUMBER, True, "a number or null"),
+    )
+    for key, types, none, what in required:
+        if key not in record:
+            return f"{key} is missing"
+        if not _is(record[key], types, none):
+            return f"{key} is {_shown(record[key])}, not {what}"
+    if record["status"] not in ("open", "closed"):
+        return f"status is {record['status']!r}, not 'open' or 'closed'"
+    frames = record.get("frames")
+    if not isinstance(frames, list):
+        return f"frames is {_shown(frames)}, not a list"
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, Mapping):
+            return f"frames[{i}] is {_shown(frame)}, not an object"
+        for key, types, none, what in (("index", int, False, "a whole number"),
+                                        ("file", str, True, "a file name or null"),
+                                        ("time", str, False, "a time string"),
+                                        ("timestamp", _NUMBER, False, "a number")):
+            if key not in frame:
+                return f"frames[{i}].{key} is missing"
+            if not _is(frame[key], types, none):
+                return f"frames[{i}].{key} is {_shown(frame[key])}, not {what}"
+        boxes = frame.get("boxes", [])
+        if not isinstance(boxes, list) or not all(isinstance(b, list) and len(b) == 4
+                                                  and all(_is(x, _NUMBER) for x in b) for b in boxes):
+            return f"frames[{i}].boxes is not a list of [x, y, w, h]"
+    return None
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = repr(value)
+    kind = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
+    return f"{kind} {text[:40]}" if not isinstance(value, (list, dict)) else kind

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,39 @@ def config_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def station_cmd() -> list[str]:
     return [sys.executable, "-m", "station"]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """Mount real, small file systems to fill up for real: ``tmpfs("8m")`` returns the mount
+    point. Needs root; skipped (saying why) where mounting is impossible. Unmounted after."""
+    mounts: list[Path] = []
+
+    def mount(size: str, name: str = "sd") -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs to fill needs root")
+        mnt = tmp_path / name
+        mnt.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+        mounts.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in reversed(mounts):
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(path: Path, leave_bytes: int = 0) -> Path:
+    """Fill the file system at ``path`` with a filler file, leaving about ``leave_bytes`` free."""
+    import shutil
+
+    filler = path / f"filler-{time.monotonic_ns()}"
+    free = shutil.disk_usage(path).free
+    with open(filler, "wb") as fh:
+        try:
+            fh.write(b"\0" * max(0, free - leave_bytes))
+        except OSError:
+            pass
+    return filler

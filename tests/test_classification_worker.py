@@ -107,3 +107,26 @@ def test_a_failure_becomes_final_after_max_attempts(tmp_path):
     assert classification_final(failed, max_attempts=3)
     assert not needs_classification(record, now=1000.0, retry_after_s=600, max_attempts=3)
     assert classification_final({"status": "ok"}, max_attempts=3)
+
+
+def test_an_event_whose_stills_were_never_saved_is_final_at_once(tmp_path):
+    """Disk full when it happened: trying again cannot help, so the ranger hears of it now."""
+    from station.classifier.worker import classification_final
+
+    cfg = config(tmp_path, enabled=False)
+    StationDaemon.build(cfg, camera=ScriptedCamera()).run()
+    store = EventStore(tmp_path / "data")
+    (record,) = store.records()
+    for frame in record["frames"]:
+        (store.event_dir(record["id"]) / frame["file"]).unlink()
+        frame.update(file=None, error="not saved: No space left on device")
+    store.write_record(record)
+    seen = []
+    worker = ClassificationWorker(ClassifierSection(threads=1, max_attempts=3), store, on_classified=seen.append)
+    worker.start()
+    assert worker.drain(60), "drain waits for what the start-up scan found"
+    worker.stop()
+    result = store.load(record["id"])["classification"]
+    assert result["status"] == "failed" and "no stills were saved" in result["error"]
+    assert result["attempts"] == 1 and classification_final(result, max_attempts=3)
+    assert seen and seen[0]["id"] == record["id"], "handed on (to the feed) at once"

@@ -277,3 +277,62 @@ def test_an_unwritable_data_dir_is_named(tmp_path, station_cmd):
     out = subprocess.run([*station_cmd, "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "storage.data_dir" in out.stderr and "/proc/no-such-dir/data" in out.stderr
+
+
+# -- hardening (issue 15) ------------------------------------------------------------------
+
+def test_a_run_with_a_duration_ends_even_when_the_camera_never_comes_up(tmp_path):
+    camera = ScriptedCamera(fail_opens=10**9)
+    camera.live = True
+    daemon = StationDaemon.build(config(tmp_path), camera=camera)
+    thread = threading.Thread(target=daemon.run, kwargs={"duration_s": 0.5})
+    thread.start()
+    thread.join(20)
+    stuck = thread.is_alive()
+    daemon.stop()
+    thread.join(10)
+    assert not stuck, "--duration counts wall time for a live camera, failing or not"
+    assert camera.open_calls >= 2
+
+
+@pytest.mark.parametrize("bad", ["nan", "-5", "0", "inf"])
+def test_a_duration_that_could_never_end_or_is_negative_is_refused(tmp_path, config_file, station_cmd, bad):
+    import subprocess
+
+    out = subprocess.run([*station_cmd, "run", "--config", str(config_file), f"--duration={bad}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"argument --duration: must be a number of seconds above 0, got '{bad}'" in out.stderr
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(ValueError, match="duration_s"):
+        StationDaemon.build(config(tmp_path), camera=ScriptedCamera()).run(duration_s=float(bad))
+
+
+def test_a_relative_data_dir_keeps_the_outbox_beside_the_events(tmp_path, station_cmd):
+    import subprocess
+
+    from tests.conftest import minimal_toml
+
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(minimal_toml(tmp_path / "unused", extra='[classifier]\nenabled = false\n'
+                                "[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = 9\n"))
+    out = subprocess.run([*station_cmd, "run", "--config", str(cfg), "--data-dir", "ev", "--duration", "1"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "ev" / "outbox.sqlite3").is_file()
+    assert not (tmp_path / "ev" / "ev").exists()
+
+
+def test_a_simulation_ending_on_a_full_card_says_so_in_one_line(tmpfs):
+    from station.camera.synthetic import SyntheticCamera
+    from station.daemon import SceneTruthError, write_truth_if_simulated
+    from tests.conftest import fill
+
+    disk = tmpfs("1m")
+    camera = SyntheticCamera(seed=1, duration_s=60, realtime=False)
+    fill(disk)
+    with pytest.raises(SceneTruthError) as info:
+        write_truth_if_simulated(camera, disk)
+    assert str(info.value) == f"{disk / 'scene_truth.json'}: the scene's ground truth was not written: " \
+                              "No space left on device"
+    assert sorted(p.name for p in disk.iterdir() if not p.name.startswith("filler")) == [], "no half file"

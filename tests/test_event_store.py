@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,10 +11,12 @@ import numpy as np
 import pytest
 
 from station.events.model import Event, Still
+from station.events.recovery import recover
 from station.events.retention import DiskGuard
 from station.events.store import EventStore, StoreError
 from station.events.writer import EventWriter
 from station.motion.types import Box
+from tests.conftest import fill
 
 T0 = 1_790_000_000.0
 
@@ -129,7 +129,7 @@ def test_an_event_cut_off_by_a_power_failure_is_recovered_at_start(tmp_path: Pat
     writer.stop()  # the daemon died here: no "closed" record
     (store.event_dir(event.id) / ".001.jpg.tmp").write_bytes(b"half a jpeg")
     assert store.load(event.id)["status"] == "open"
-    assert store.recover() == [event.id]
+    assert recover(store).interrupted == [event.id]
     record = store.load(event.id)
     assert record["status"] == "closed" and record["end_reason"] == "interrupted"
     assert record["end_timestamp"] == pytest.approx(event.start_time + 0.5)
@@ -226,29 +226,9 @@ def test_nothing_prunable_is_reported_not_fatal(tmp_path: Path, caplog):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path):
+def tiny_disk(tmpfs):
     """A real 1 MiB filesystem (tmpfs), to fill up for real. Needs root."""
-    mnt = tmp_path / "sd"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tiny tmpfs to fill needs root")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
-
-
-def fill(path: Path, leave_bytes: int) -> None:
-    """Fill the filesystem at ``path`` with a filler file, leaving about ``leave_bytes`` free."""
-    import shutil as sh
-
-    free = sh.disk_usage(path).free
-    with open(path / f"filler-{time.monotonic_ns()}", "wb") as fh:
-        try:
-            fh.write(b"\0" * max(0, free - leave_bytes))
-        except OSError:
-            pass
+    return tmpfs("1m")
 
 
 def test_a_full_card_loses_no_event_record_and_never_crashes(tiny_disk: Path):
@@ -316,3 +296,189 @@ def test_a_delivery_mark_never_steps_back(tmp_path: Path):
     feed._mark(event.id, {"status": "delivered", "delivered_at": 2.0})
     feed._mark(event.id, {"status": "queued", "queued_at": 1.0})
     assert store.load(event.id)["delivery"] == {"status": "delivered", "delivered_at": 2.0}
+
+
+# -- a full card and a stop (issue 15, M3) -----------------------------------------------------
+
+IDENTITY = {"station_id": "st", "deployment_id": "dep", "camera": "synthetic:1"}
+
+
+def test_records_a_full_card_held_go_into_the_reserve_at_a_stop_and_home_at_the_next_start(tmpfs):
+    from station.events.reserve import RecordReserve
+
+    disk = tmpfs("2m")
+    store = EventStore(disk)
+    reserve = RecordReserve(disk / "reserved-space", 256 * 1024)
+    writer = EventWriter(store, reserve=reserve).start()
+    assert reserve.held, "room set aside at start"
+    filler = fill(disk)  # something else takes every byte left
+    events = [record_event(writer, i, size=(240, 320)) for i in range(5)]
+    assert writer.flush()
+    for event in events:
+        with pytest.raises(StoreError, match="no event record"):
+            store.load(event.id)
+    writer.stop()  # SIGTERM on a full card
+    assert {r["id"] for r in reserve.records()} == {e.id for e in events}, "nothing was dropped"
+
+    filler.unlink()  # the ranger makes room; the station starts again
+    closed = []
+    recovery = recover(store, reserve.records(), IDENTITY)
+    writer = EventWriter(store, reserve=reserve, on_closed=closed.append).start(keep=recovery.unwritten)
+    assert sorted(recovery.restored) == sorted(e.id for e in events) and not recovery.rebuilt
+    for event in events:
+        record = store.load(event.id)
+        assert record["status"] == "closed" and record["end_reason"] == "motion_ended"
+        assert all(f["file"] is None and f["error"].startswith("not saved") for f in record["frames"])
+    assert reserve.records() == [] and reserve.held, "emptied and ready for the next stop"
+    writer.stop()
+
+
+def test_a_card_still_full_at_the_next_start_keeps_the_records_until_room_returns(tmpfs):
+    from station.events.reserve import RecordReserve
+
+    disk = tmpfs("2m")
+    store = EventStore(disk)
+    reserve = RecordReserve(disk / "reserved-space", 256 * 1024)
+    writer = EventWriter(store, reserve=reserve).start()
+    filler = fill(disk)
+    events = [record_event(writer, i, size=(240, 320)) for i in range(3)]
+    writer.stop()
+    # Restart with the card still full: the records stay in memory and in the reserve.
+    closed = []
+    recovery = recover(store, reserve.records(), IDENTITY)
+    assert {r["id"] for r in recovery.unwritten} == {e.id for e in events}
+    writer = EventWriter(store, reserve=reserve, check_interval_s=0.0, on_closed=closed.append)
+    writer.start(keep=recovery.unwritten)
+    assert writer.flush()
+    assert len(reserve.records()) == 3, "the reserve keeps them until they are home"
+    filler.unlink()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(closed) < 3:
+        time.sleep(0.05)
+    assert sorted(r["id"] for r in closed) == sorted(e.id for e in events), "handed on once written"
+    assert all(store.load(e.id)["status"] == "closed" for e in events)
+    assert reserve.records() == []
+    writer.stop()
+
+
+def test_more_records_than_the_reserve_holds_are_rebuilt_from_their_stills_at_the_next_start(tmpfs):
+    from station.events.reserve import RecordReserve
+
+    disk = tmpfs("4m")
+    store = EventStore(disk)
+    reserve = RecordReserve(disk / "reserved-space", 4096)  # one page: room for a couple of records
+    writer = EventWriter(store, reserve=reserve).start()
+    # Stills are saved, then the card fills before the records can be.
+    events = [make_event(i, n_stills=3, size=(240, 320)) for i in range(6)]
+    for event, images in events:
+        for k, image in enumerate(images):
+            still = Still(k, event.start_time + k * 0.5, (), 0.02, False)
+            event.stills.append(still)
+            store.write_still(event.id, f"{k:03d}.jpg", image)
+    filler = fill(disk)
+    for event, _ in events:
+        for still in event.stills:
+            still.file = f"{still.index:03d}.jpg"
+        event.end_time, event.end_reason = event.start_time + 1.5, "motion_ended"
+        writer.closed(event)
+    writer.stop()
+    kept = {r["id"] for r in reserve.records()}
+    assert 0 < len(kept) < 6
+    filler.unlink()
+    recovery = recover(store, reserve.records(), IDENTITY)
+    assert set(recovery.restored) == kept
+    assert set(recovery.rebuilt) == {e.id for e, _ in events} - kept
+    for event_id in recovery.rebuilt:
+        record = store.load(event_id)
+        assert record["status"] == "closed" and record["end_reason"] == "rebuilt" and "rebuilt" in record
+        assert record["station_id"] == "st" and record["deployment_id"] == "dep"
+        assert [f["file"] for f in record["frames"]] == ["000.jpg", "001.jpg", "002.jpg"]
+        start = next(e.start_time for e, _ in events if e.id == event_id)
+        assert record["start_timestamp"] == pytest.approx(start, abs=0.001), "the id keeps the start"
+        assert record["frames"][0]["timestamp"] == record["start_timestamp"]
+
+
+def test_a_folder_left_without_a_record_gets_one_rebuilt_and_strays_are_left_alone(tmp_path: Path):
+    from station.events.ids import event_id_time
+    from station.record import record_problem
+
+    store = EventStore(tmp_path)
+    writer = EventWriter(store).start()
+    lost, whole, broken = (record_event(writer, i) for i in range(3))
+    writer.stop()
+    (store.event_dir(lost.id) / "event.json").unlink()  # died before the record was written
+    folder = store.event_dir(whole.id)  # died between writing the record and renaming it
+    (folder / "event.json").rename(folder / ".event.json.tmp")
+    record = store.load(broken.id)  # a record damaged by hand: open, frames not a list
+    record.update(status="open", frames="000.jpg")
+    store.write_record(record)
+    (store.root / "not-an-event").mkdir()
+    recovery = recover(store, identity=IDENTITY)
+    assert recovery.rebuilt == [lost.id] and recovery.interrupted == []
+    rebuilt = store.load(lost.id)
+    assert record_problem(rebuilt) is None
+    assert rebuilt["start_timestamp"] == pytest.approx(event_id_time(lost.id))
+    assert [f["file"] for f in rebuilt["frames"]] == ["000.jpg", "001.jpg", "002.jpg"]
+    assert store.load(whole.id)["end_reason"] == "motion_ended", "the finished temp record is used as it is"
+    assert store.load(broken.id)["frames"] == "000.jpg", "a malformed record is named, not touched"
+    assert (store.root / "not-an-event").is_dir()
+
+
+def test_a_folder_with_no_still_and_no_record_still_becomes_an_event(tmp_path: Path):
+    from station.events.ids import new_event_id
+
+    store = EventStore(tmp_path)
+    event_id = new_event_id(T0)
+    store.event_dir(event_id).mkdir(parents=True)  # the card was full from the first still on
+    recovery = recover(store, identity=IDENTITY)
+    assert recovery.rebuilt == [event_id]
+    record = store.load(event_id)
+    assert record["frames"] == [] and record["end_timestamp"] == record["start_timestamp"]
+
+
+def test_the_reserve_keeps_what_it_holds_when_made_again_or_made_bigger(tmp_path: Path):
+    from station.events.reserve import RecordReserve
+
+    path = tmp_path / "reserved-space"
+    small = RecordReserve(path, 8192)
+    assert small.make() and small.held and small.records() == []
+    records = [{"id": f"e{i}", "status": "closed", "note": "x" * 3000} for i in range(4)]
+    assert small.keep(records) == ["e0", "e1"], "as many as fit, in order"
+    bigger = RecordReserve(path, 65536)  # storage.reserve_mb raised meanwhile
+    assert bigger.make() and bigger.held
+    assert [r["id"] for r in bigger.records()] == ["e0", "e1"]
+    assert len(bigger.keep(records)) == 4
+    bigger.clear()
+    assert bigger.records() == [] and bigger.held and not bigger.dirty
+    assert RecordReserve(tmp_path / "off", 0).make() is False and not (tmp_path / "off").exists()
+
+
+def test_one_malformed_record_never_stops_the_events_listing(tmp_path: Path):
+    import json
+    import subprocess
+    import sys
+
+    store = EventStore(tmp_path)
+    writer = EventWriter(store).start()
+    good, bad, truncated = (record_event(writer, i) for i in range(3))
+    writer.stop()
+    record = store.load(bad.id)
+    record["frames"] = "000.jpg"  # edited by hand
+    store.write_record(record)
+    (store.event_dir(truncated.id) / "event.json").write_text("{ truncated")
+    out = subprocess.run([sys.executable, "-m", "station", "events", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith(good.id) and "motion_ended" in line for line in lines)
+    bad_file = store.event_dir(bad.id) / "event.json"
+    assert f"{bad.id}  malformed: {bad_file}: frames is a string '000.jpg', not a list" in lines
+    assert any(line.startswith(f"{truncated.id}  malformed: ") and "unreadable event record" in line
+               for line in lines)
+    assert lines[-1] == f"3 event(s) in {tmp_path}, 2 malformed"
+    as_json = subprocess.run([sys.executable, "-m", "station", "events", "--data-dir", str(tmp_path), "--json"],
+                             capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 1
+    assert {r["id"] for r in json.loads(as_json.stdout)} == {good.id, bad.id}
+    assert f"malformed: {bad_file}: frames is a string" in as_json.stderr

@@ -669,3 +669,14 @@ def test_the_guides_paho_subscriber_prints_each_detection_once(mosquitto_port, t
         pub.disconnect()
         sub.terminate()
         sub.wait(10)
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"frames": "000.jpg"}, "frames is a string '000.jpg', not a list"),
+    ({"classification": "leopard"}, "classification is not an object"),
+])
+def test_a_malformed_record_is_refused_naming_the_key(tmp_path, change, key):
+    _, record = recorded_event(tmp_path)
+    record.update(change)
+    with pytest.raises(m.MessageError, match=key):
+        m.detection_message(record, STATION)

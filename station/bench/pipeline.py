@@ -65,7 +65,9 @@ def _seeds(text: str) -> list[int]:
 
 def add_arguments(p) -> None:
     p.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="comma-separated scene seeds")
-    p.add_argument("--duration", dest="duration_s", metavar="S", type=float, default=900.0,
+    from station.args import seconds
+
+    p.add_argument("--duration", dest="duration_s", metavar="S", type=seconds, default=900.0,
                    help="scene seconds each")
     p.add_argument("--pictures", type=Path, default=None, help="walk real pictures across the scene instead")
 

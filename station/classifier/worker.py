@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from station.classifier.classify import Classifier, failed
+from station.classifier.classify import Classifier, failed, select_frames
 from station.config.classifier import ClassifierSection
 from station.events.store import EventStore, StoreError
 from station.log import get_logger
@@ -31,10 +31,12 @@ _NICE = 10  # below the capture thread: motion watching comes first on a busy Pi
 
 
 def classification_final(result: dict[str, Any] | None, max_attempts: int) -> bool:
-    """Is this result the last word: a success, or a failure after every attempt?"""
+    """Is this result the last word: a success, a failure that trying again cannot mend
+    (``permanent``: no still was saved), or a failure after every attempt?"""
     if not result:
         return False
-    return result.get("status") == "ok" or int(result.get("attempts", 1)) >= max_attempts
+    return (result.get("status") == "ok" or result.get("permanent") is True
+            or int(result.get("attempts", 1)) >= max_attempts)
 
 
 def needs_classification(record: EventRecord, now: float, retry_after_s: float,
@@ -68,6 +70,8 @@ class ClassificationWorker:
         self._lock = threading.Lock()
         self.classified = 0
         self.failures = 0
+        self._scanned = threading.Event()
+        """Set once the start-up scan has handed over every event waiting on disk."""
 
     # -- called from other threads -------------------------------------------------
     def submit(self, record: EventRecord) -> None:
@@ -117,6 +121,8 @@ class ClassificationWorker:
     def drain(self, timeout: float = 120.0) -> bool:
         """Block until everything queued so far is classified (tests, `--speed max` runs)."""
         deadline = time.monotonic() + timeout
+        if self._thread is not None and not self._scanned.wait(timeout):
+            return False  # the start-up scan queues what waited on disk: count it in
         while time.monotonic() < deadline:
             if self._queue.unfinished_tasks == 0:
                 return True
@@ -129,7 +135,10 @@ class ClassificationWorker:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)
         except (AttributeError, OSError):
             pass
-        self._scan()
+        try:
+            self._scan()
+        finally:
+            self._scanned.set()
         next_scan = time.monotonic() + self.cfg.retry_after_s
         while True:
             try:
@@ -210,9 +219,15 @@ class ClassificationWorker:
         if not needs_classification(record, time.time(), 0.0, self.cfg.max_attempts):
             return
         previous = record.get("classification") or {}
-        classifier = self._ensure_classifier()
         started = time.monotonic()
-        if classifier is None:
+        frames = record.get("frames")
+        if isinstance(frames, list) and not select_frames(frames):
+            # Disk full or low when it happened: no picture to look at, now or ever. Final at
+            # once, so the feed sends it now ("something moved") rather than after max_attempts.
+            result = failed(f"{self.store.event_dir(event_id)}: no stills were saved for this event",
+                            threshold=self.cfg.min_confidence)
+            result["permanent"] = True
+        elif (classifier := self._ensure_classifier()) is None:
             result = failed(f"classifier unavailable: {self._load_error}", threshold=self.cfg.min_confidence)
         else:
             result = classifier.classify_event(record, self.store.event_dir(event_id))

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from station.args import seconds
 from station.commands.common import LOG_LEVELS, install_signal_handlers
 from station.log import setup_logging
 
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     col = sub.add_parser("collector", help="run the collector: MQTT ingest, database, alerts, API and dashboard")
     col.add_argument("--config", required=True, type=Path, help="collector TOML file")
     col.add_argument("--no-http", action="store_true", help="ingest only, no API/dashboard")
-    col.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    col.add_argument("--duration", type=seconds, default=None, help="stop after S seconds")
     col.add_argument("--log-level", choices=LOG_LEVELS)
     col.set_defaults(func=cmd_collector)
 

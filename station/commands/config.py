@@ -21,20 +21,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     ccheck.set_defaults(func=cmd_collector_check)
 
 
-def _check_broker_files(cfg, source: Path) -> None:
-    """The password and TLS files of an [mqtt] section, as a config error naming the key."""
+def _broker_file_problems(cfg) -> list[str]:
+    """The password and TLS files of an [mqtt] section, each problem naming its key."""
     from station.feed.client import FeedConfigError, check_settings
 
     try:
         check_settings(cfg.mqtt)
     except FeedConfigError as exc:
-        raise ConfigError(str(source), [str(exc)]) from None
+        return [str(exc)]
+    return []
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from station.config.check import check_station
+
     cfg = load_config(args.file)
-    if cfg.mqtt.enabled:
-        _check_broker_files(cfg, args.file)
+    problems = check_station(cfg) + (_broker_file_problems(cfg) if cfg.mqtt.enabled else [])
+    if problems:
+        raise ConfigError(str(args.file), problems)
     print(f"{args.file}: OK")
     print(f"  station {cfg.station.id} (deployment {cfg.station.deployment_id}) "
           f"at {cfg.station.latitude:.5f}, {cfg.station.longitude:.5f}")
@@ -54,11 +58,13 @@ def cmd_collector_check(args: argparse.Namespace) -> int:
     from station.collector.service import CollectorSetupError, preflight
 
     cfg = load_collector_config(args.file)
-    _check_broker_files(cfg, args.file)
+    problems = _broker_file_problems(cfg)
     try:
         preflight(cfg)
     except CollectorSetupError as exc:
-        raise ConfigError(str(args.file), [str(exc)]) from None
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError(str(args.file), problems)
     print(f"{args.file}: OK")
     print(f"  collector {cfg.collector.id}: database {redact_uri(cfg.collector.sqlite_resolved_url())}, "
           f"thumbnails in {cfg.collector.thumbnails_dir}")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from station.args import seconds
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="broker, collector with dashboard and two simulated stations on this machine")
-    demo.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: until Ctrl-C)")
+    demo.add_argument("--duration", type=seconds, default=None, help="stop after S seconds (default: until Ctrl-C)")
     demo.add_argument("--data-dir", type=Path, default=None,
                       help="where stations, broker and collector keep data (default: a temporary folder)")
     demo.add_argument("--seed", type=int, default=1)

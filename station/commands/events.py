@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
+from station.args import seconds
 from station.config import load_config
 
 
@@ -21,18 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     scene = sub.add_parser("scene", help="show what a synthetic scene will contain (its ground truth)")
     scene.add_argument("--seed", type=int, default=0)
-    scene.add_argument("--duration", type=float, default=600.0)
+    scene.add_argument("--duration", type=seconds, default=600.0)
     scene.add_argument("--json", action="store_true")
     scene.set_defaults(func=cmd_scene)
 
 
-def _fmt_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4] + "Z"
-
-
 def cmd_events(args: argparse.Namespace) -> int:
+    from station.events.listing import listing
     from station.events.store import EventStore
 
     if args.data_dir:
@@ -45,20 +40,15 @@ def cmd_events(args: argparse.Namespace) -> int:
     if not data_dir.is_dir():
         print(f"station events: {data_dir}: no such directory", file=sys.stderr)
         return 2
-    records = list(EventStore(data_dir).records())
+    lines, records, malformed = listing(EventStore(data_dir))
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         print()
-        return 0
-    print(f"{'event id':36}  {'start (UTC)':23}  {'length':>7}  {'stills':>6}  {'pre':>5}  {'status':7}  end reason")
-    for r in records:
-        end = r.get("end_timestamp")
-        length = f"{end - r['start_timestamp']:.1f}s" if end is not None else "-"
-        stills = sum(1 for f in r.get("frames", []) if f.get("file"))
-        print(f"{r['id']:36}  {_fmt_time(r['start_timestamp']):23}  {length:>7}  {stills:>6}  "
-              f"{r.get('pre_trigger_s', 0):>4.1f}s  {r.get('status', '?'):7}  {r.get('end_reason') or '-'}")
-    print(f"{len(records)} event(s) in {data_dir}")
-    return 0
+        for problem in malformed:
+            print(f"station events: malformed: {problem}", file=sys.stderr)
+    else:
+        print("\n".join(lines))
+    return 1 if malformed else 0
 
 
 def cmd_scene(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from station.args import seconds
 from station.commands.common import LOG_LEVELS, config_overrides, install_signal_handlers
 from station.config import StationConfig, load_config
 from station.log import get_logger, setup_logging
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the station daemon")
     run.add_argument("--config", required=True, type=Path, help="station TOML file")
     run.add_argument("--camera", help="override camera.uri (picamera2, opencv:N, rtsp://..., FILE, DIR, synthetic[:SEED])")
-    run.add_argument("--duration", type=float, help="stop after S seconds (camera clock)")
+    run.add_argument("--duration", type=seconds, help="stop after S seconds (camera clock)")
     run.add_argument("--speed", choices=["realtime", "max"], help="replay/simulation pace")
     run.add_argument("--data-dir", type=Path, help="override storage.data_dir")
     run.add_argument("--log-level", choices=LOG_LEVELS)
@@ -37,7 +38,7 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloa
     ``duration`` seconds; 0 on a clean stop, 1 if the camera failed for good, 2 if it
     could not start."""
     from station.camera.base import CameraError
-    from station.daemon import StationDaemon, write_truth_if_simulated
+    from station.daemon import SceneTruthError, StationDaemon, write_truth_if_simulated
     from station.sdnotify import Notifier
 
     data_dir = cfg.storage.data_dir
@@ -69,7 +70,11 @@ def run_station(cfg: StationConfig, duration: float | None, on_event=None, reloa
     if daemon.failure:
         print(f"station: camera: {daemon.failure}", file=sys.stderr)
         return 1
-    truth = write_truth_if_simulated(daemon.camera, cfg.storage.data_dir)
+    try:
+        truth = write_truth_if_simulated(daemon.camera, cfg.storage.data_dir)
+    except SceneTruthError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 1
     if truth:
         log.info("scene ground truth written", path=str(truth))
     return 0

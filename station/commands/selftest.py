@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from station.args import seconds
 from station.config import ConfigError, load_config
 
 
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                "(exit 0 all OK, 1 warnings, 2 failures)")
     selftest.add_argument("--config", required=True, type=Path, help="station TOML file")
     selftest.add_argument("--json", action="store_true")
-    selftest.add_argument("--timeout", type=float, default=10.0, help="seconds each check may take (default 10)")
+    selftest.add_argument("--timeout", type=seconds, default=10.0, help="seconds each check may take (default 10)")
     selftest.set_defaults(func=cmd_selftest)
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from station.config.base import Section
+from station.config.base import DateTimeValue, Pair, PathValue, Section
 
-Size = tuple[int, int]
+Size = Pair
 
 
 def _check_size(value: Size, key: str) -> Size:
@@ -32,9 +30,9 @@ class CameraSection(Section):
     fps: float = Field(default=10.0, gt=0, le=120)
     speed: Literal["realtime", "max"] = "realtime"
     """Replays and simulations: at the media's own pace, or as fast as possible."""
-    start_time: datetime | None = None
+    start_time: DateTimeValue | None = None
     """Replays and simulations: wall time of the media's first frame (default: now)."""
-    scene_pictures: Path | None = None
+    scene_pictures: PathValue | None = None
     """Synthetic scene: a folder of real animal pictures to walk across it instead of drawn animals."""
     scene_duration_s: float | None = Field(default=None, gt=0)
     """Synthetic scene: stop after this many seconds of scene time (default: endless)."""

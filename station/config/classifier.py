@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from station.config.base import Section
+from station.config.base import PathValue, Section
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,13 +30,13 @@ def resolve_path(value: Path) -> Path:
 
 class ClassifierSection(Section):
     enabled: bool = True
-    model: Path = Path("models/efficientnet_lite0_int8.tflite")
+    model: PathValue = Path("models/efficientnet_lite0_int8.tflite")
     """TFLite image classifier: one NHWC RGB input, one [1, N] output."""
-    labels: Path = Path("models/imagenet_labels.txt")
+    labels: PathValue = Path("models/imagenet_labels.txt")
     """One label per line, in the model's output order."""
-    taxonomy: Path = Path("models/taxonomy_imagenet.toml")
+    taxonomy: PathValue = Path("models/taxonomy_imagenet.toml")
     """Label -> tag/species mapping and the regional roll-ups."""
-    metadata: Path | None = None
+    metadata: PathValue | None = None
     """JSON describing the model (output kind, input normalisation, sha256). Default: the
     MANIFEST.json beside the model, if it lists the model's file."""
     region: str = Field(default="russian_far_east", pattern=r"^[a-z0-9_]{1,64}$")

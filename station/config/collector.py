@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from station import times
-from station.config.base import Section
+from station.config.base import PathValue, Section
 from station.config.logging import LoggingSection
 from station.config.mqtt import CLIENT_ID_PATTERN, BrokerSection
 from station.vocabulary import TAGS
@@ -31,7 +31,7 @@ from station.vocabulary import TAGS
 class CollectorSection(Section):
     id: str = Field(default="collector", pattern=CLIENT_ID_PATTERN)
     """Names this collector in logs and in its default MQTT client id (camtrap-collector-ID)."""
-    data_dir: Path = Path("/var/lib/camtrap-collector")
+    data_dir: PathValue = Path("/var/lib/camtrap-collector")
     """Thumbnails and (by default) the SQLite database live here."""
     database_url: str = "sqlite:///collector.sqlite3"
     """sqlite:///FILE (relative: under data_dir; sqlite:////abs/path.db) or postgresql://user@host/db."""
@@ -84,7 +84,7 @@ class HttpSection(Section):
     """127.0.0.1 serves this machine only; 0.0.0.0 every interface (put TLS in front: nginx, caddy)."""
     port: int = Field(default=8080, ge=0, le=65535)
     """0: any free port (the log says which)."""
-    token_file: Path | None = None
+    token_file: PathValue | None = None
     """Bearer tokens (one per line, '#' comments) that unlock exact coordinates."""
     public: bool = True
     """false: every request needs a token (the dashboard asks for one)."""
@@ -120,7 +120,7 @@ class PrivacySection(Section):
 class AlertsSection(Section):
     urls: list[SecretStr] = []
     """Apprise URLs (tgram://TOKEN/CHAT, mailtos://..., json://host/path). Prefer urls_file."""
-    urls_file: Path | None = None
+    urls_file: PathValue | None = None
     """A file with one Apprise URL per line ('#' comments), readable only by the collector."""
     tags: list[Literal[TAGS]] = ["leopard", "tiger", "human", "vehicle"]  # type: ignore[valid-type]
     min_interval_s: float = Field(default=900, ge=0, le=7 * 86400)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from station.config.base import Section
+from station.config.base import DateTimeValue, Section
 from station.vocabulary import ID_PATTERN
 
 # MQTT topic levels and file names are built from these ids: no '/', '+', '#', spaces.
@@ -29,7 +28,7 @@ class StationSection(Section):
     Camtrap DP deployments.coordinateUncertainty."""
     location_id: str | None = None
     location_name: str | None = None
-    deployment_start: datetime | None = None
+    deployment_start: DateTimeValue | None = None
     setup_by: str | None = None
     camera_model: str | None = None
     camera_height_m: float | None = Field(default=None, ge=0, le=30)

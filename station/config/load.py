@@ -54,6 +54,10 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+_TOML_TYPES = {"bool_type": "write true or false", "int_type": "write a whole number",
+               "float_type": "write a number"}
+
+
 def _describe(err: dict[str, Any], root: type[BaseModel] = StationConfig) -> str:
     loc = tuple(err["loc"])
     key = ".".join(str(p) for p in loc) or "(top level)"
@@ -65,6 +69,8 @@ def _describe(err: dict[str, Any], root: type[BaseModel] = StationConfig) -> str
     if kind == "missing":
         return f"{key}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
+    if kind in _TOML_TYPES and isinstance(err.get("input"), str):
+        msg += f" ({_TOML_TYPES[kind]}, without quotes)"
     if "input" in err and not isinstance(err["input"], dict):
         return f"{key} = {err['input']!r}: {msg}"
     return f"{key}: {msg}"
@@ -86,7 +92,8 @@ def read_toml(path: Path, overrides: dict[str, dict[str, Any]] | None = None) ->
     """The TOML table in ``path`` with ``overrides`` (section -> key -> value) applied."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark (Windows Notepad writes one) is read past, not an error
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(str(path), ["file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:

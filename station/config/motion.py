@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from station.config.base import Section
+from station.config.base import PointValue, Section
 
-Polygon = list[tuple[float, float]]
+Polygon = list[PointValue]
 
 
 class MotionSection(Section):

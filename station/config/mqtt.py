@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from station.config.base import Section
+from station.config.base import PathValue, Section
 from station.vocabulary import ID_PATTERN as CLIENT_ID_PATTERN
 
 
@@ -54,15 +54,15 @@ class BrokerSection(Section):
 
     username: str | None = Field(default=None, min_length=1)
     password: SecretStr | None = None
-    password_file: Path | None = None
+    password_file: PathValue | None = None
     """A file holding the password (first line); keeps it out of the config file."""
 
     tls: bool = False
-    ca_file: Path | None = None
+    ca_file: PathValue | None = None
     """CA certificate(s) the broker's certificate must chain to (default: the system's)."""
-    cert_file: Path | None = None
+    cert_file: PathValue | None = None
     """Client certificate, for brokers that require one (with key_file)."""
-    key_file: Path | None = None
+    key_file: PathValue | None = None
     tls_insecure: bool = False
     """Skip the check that the broker's certificate names `host` (the CA check stays)."""
 
@@ -138,7 +138,7 @@ class MqttSection(BrokerSection):
 
     enabled: bool = False
     """Publish detections to the broker. Off: events are still kept on the card."""
-    outbox_path: Path | None = None
+    outbox_path: PathValue | None = None
     """SQLite outbox (default: DATA_DIR/outbox.sqlite3; a relative path is under DATA_DIR)."""
     outbox_cap_mb: float = Field(default=50, gt=0, le=100_000)
     """Cap on queued messages. Thumbnails are evicted first; detections are never dropped."""

@@ -26,7 +26,6 @@ import numpy as np
 
 from station.files import atomic_write
 from station.record import EventRecord
-from station.times import iso
 from station.log import get_logger
 
 log = get_logger("store")
@@ -117,11 +116,20 @@ class EventStore:
 
     def records(self) -> Iterator[EventRecord]:
         """Every readable record, oldest first; unreadable ones are logged and skipped."""
+        for _, record in self.entries():
+            if isinstance(record, StoreError):
+                log.warning("skipping unreadable event", error=str(record))
+            else:
+                yield record
+
+    def entries(self) -> Iterator[tuple[str, dict[str, Any] | StoreError]]:
+        """(event id, its record or the :class:`StoreError` naming why it cannot be read),
+        oldest first: for listings that must show every folder."""
         for event_id in self.ids():
             try:
-                yield self.load(event_id)
+                yield event_id, self.load(event_id)
             except StoreError as exc:
-                log.warning("skipping unreadable event", error=str(exc))
+                yield event_id, exc
 
     def frame_path(self, event_id: str, name: str) -> Path:
         return self.event_dir(event_id) / name
@@ -154,31 +162,3 @@ class EventStore:
                 return self._sizes[event_id]
             return self._dir_size(event_id)
 
-    # -- crash recovery -------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Close records left open by a crash or power cut; remove stray temp files.
-
-        Returns the ids of recovered events. Their end time is their last still's.
-        """
-        recovered = []
-        if not self.root.is_dir():
-            return recovered
-        for event_id in self.ids():
-            folder = self.event_dir(event_id)
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-            try:
-                record = self.load(event_id)
-            except StoreError as exc:
-                log.warning("event folder without a readable record", error=str(exc))
-                continue
-            if record.get("status") != "open":
-                continue
-            frames = [f for f in record.get("frames", []) if f.get("file") and (folder / f["file"]).is_file()]
-            last = max([f["timestamp"] for f in frames], default=record["start_timestamp"])
-            record.update(status="closed", end_reason="interrupted", frames=frames,
-                          end_timestamp=last, end=iso(last))
-            self.write_record(record)
-            recovered.append(event_id)
-            log.warning("recovered interrupted event", id=event_id, stills=len(frames))
-        return recovered

@@ -4,7 +4,9 @@ The capture thread hands over work and returns at once. Images wait in a bounded
 number of slots; when the disk falls that far behind, a new still is dropped (and
 counted in its event's record) rather than stalling capture. Records are never
 dropped: a record that cannot be written (disk full) is kept and written again once
-there is room.
+there is room. If the station stops first, the records still held go into the space
+reserved for them at start (:mod:`station.events.reserve`), and the next start puts
+them into their folders.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from station.events.model import Event, Still
+from station.events.reserve import RecordReserve
 from station.events.retention import DiskGuard
 from station.events.store import EventStore
 from station.log import get_logger
@@ -31,8 +34,12 @@ class EventWriter:
 
     def __init__(self, store: EventStore, guard: DiskGuard | None = None, jpeg_quality: int = 90,
                  max_pending_images: int = 64, check_interval_s: float = 30.0,
-                 on_closed: Callable[[dict[str, Any]], None] | None = None):
+                 on_closed: Callable[[dict[str, Any]], None] | None = None,
+                 reserve: RecordReserve | None = None):
         self.store = store
+        self.reserve = reserve
+        self._owed: set[str] = set()
+        """Ids of records the reserve holds that are not yet in their folders."""
         self.guard = guard
         self.jpeg_quality = jpeg_quality
         self.check_interval_s = check_interval_s
@@ -71,8 +78,19 @@ class EventWriter:
     def pending(self) -> int:
         return self._queue.qsize()
 
-    def start(self) -> "EventWriter":
+    def start(self, keep: list[dict[str, Any]] | tuple = ()) -> "EventWriter":
+        """Start the thread. ``keep``: closed records recovery could not write (the card is
+        still full); they are written, and handed on as closed, once there is room."""
         self.store.ensure()
+        for record in keep:
+            self._queue.put(("closed", record))
+        if self.reserve is not None:
+            # Records from the reserve that recovery could not put home stay in it until they are.
+            self._owed = {r["id"] for r in keep} if self.reserve.dirty else set()
+            self._tidy_reserve()
+            if self.reserve.size > 0 and not self.reserve.make():
+                log.warning("no room to reserve space for event records at a stop; trying again later",
+                            path=str(self.reserve.path), size_mb=round(self.reserve.size / 2**20, 1))
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self._thread.start()
         return self
@@ -106,6 +124,7 @@ class EventWriter:
                     self._retry_unwritten()
             if item is _STOP:
                 self._retry_unwritten()
+                self._keep_in_reserve()
                 return
             if item is None:
                 continue
@@ -158,11 +177,18 @@ class EventWriter:
         try:
             self.store.write_record(record)
         except OSError as exc:
+            if record["id"] not in self._unwritten:  # once per event, not at every still
+                log.error("cannot write event record; kept in memory until there is room",
+                          id=record["id"], error=str(exc), held=len(self._unwritten) + 1)
             self._unwritten[record["id"]] = record
-            log.error("cannot write event record; will retry", id=record["id"], error=str(exc))
-            self._check_disk()
+            if time.monotonic() - self._last_check >= 1.0:  # not per record: a stop retries them all
+                self._check_disk()
             return False
-        self._unwritten.pop(record["id"], None)
+        if self._unwritten.pop(record["id"], None) is not None:
+            log.info("event record written after all", id=record["id"], still_held=len(self._unwritten))
+        if record["id"] in self._owed:
+            self._owed.discard(record["id"])
+            self._tidy_reserve()
         return True
 
     def _retry_unwritten(self) -> None:
@@ -174,9 +200,41 @@ class EventWriter:
 
     def _check_disk(self) -> None:
         self._last_check = time.monotonic()
-        if self.guard is None:
+        if self.guard is not None:
+            try:
+                self.guard.check(protect=set(self._open_ids) | set(self._unwritten))
+            except OSError as exc:
+                log.error("disk check failed", error=str(exc))
+        if self.reserve is not None and self.reserve.size > 0 and not self._unwritten and not self.reserve.held:
+            if self.reserve.make():
+                log.info("space reserved for event records at a stop", path=str(self.reserve.path),
+                         size_mb=round(self.reserve.size / 2**20, 1))
+
+    # -- the reserve ----------------------------------------------------------------------
+    def _tidy_reserve(self) -> None:
+        """Once every record the reserve held is in its folder, empty it for the next stop."""
+        if self.reserve is None or self._owed:
             return
         try:
-            self.guard.check(protect=set(self._open_ids) | set(self._unwritten))
+            self.reserve.clear()
         except OSError as exc:
-            log.error("disk check failed", error=str(exc))
+            log.error("cannot empty the reserve", path=str(self.reserve.path), error=str(exc))
+
+    def _keep_in_reserve(self) -> None:
+        """At a stop: the records still held go into the reserved space (no new blocks needed)."""
+        if not self._unwritten:
+            return
+        records = list(self._unwritten.values())
+        kept: list[str] = []
+        if self.reserve is not None:
+            try:
+                kept = self.reserve.keep(records)
+            except OSError as exc:
+                log.error("cannot write into the reserve", path=str(self.reserve.path), error=str(exc))
+        if kept:
+            log.warning("event records kept in the reserved space; written to their folders at the next start",
+                        count=len(kept), path=str(self.reserve.path))
+        for record in records:
+            if record["id"] not in kept:
+                log.error("event record not written at the stop; rebuilt from its stills at the next start "
+                          "(raise storage.reserve_mb)", id=record["id"])

@@ -26,7 +26,7 @@ import numpy as np
 
 from station import __version__
 from station.config.identity import StationSection
-from station.record import EventRecord
+from station.record import EventRecord, record_problem
 from station.times import iso
 from station.feed.schema import PayloadError, validate
 from station.vocabulary import COMMANDS
@@ -99,7 +99,12 @@ def detection_message(record: EventRecord, station: StationSection, *, thumbnail
                            f"id {station.id!r}")
     frames = _need(record, "frames", where)
     start_ts, end_ts = float(_need(record, "start_timestamp", where)), float(_need(record, "end_timestamp", where))
+    problem = record_problem(record)
+    if problem is not None:
+        raise MessageError(f"{where}: {problem}")
     c = record.get("classification") or {"status": "failed", "error": "not classified on the station"}
+    if not isinstance(c, Mapping) or not isinstance(c.get("top_k") or [], list):
+        raise MessageError(f"{where}: classification is not an object with a top_k list")
     ok = c.get("status") == "ok"
     files = {f.get("file"): f["index"] for f in frames if f.get("file")}
     model, taxonomy = c.get("model"), c.get("taxonomy")

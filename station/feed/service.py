@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from station import __version__, sysinfo
@@ -52,9 +51,7 @@ class FeedService:
         self.cfg = cfg
         self.store = store
         self.topics = Topics(cfg.station.id, cfg.mqtt.topic_prefix)
-        path = cfg.mqtt.outbox_path or Path(cfg.storage.data_dir) / "outbox.sqlite3"
-        if not path.is_absolute():
-            path = Path(cfg.storage.data_dir) / path
+        path = cfg.mqtt.outbox_file(cfg.storage.data_dir)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.outbox = Outbox(path, int(cfg.mqtt.outbox_cap_mb * 1024 * 1024))

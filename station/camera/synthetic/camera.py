@@ -168,9 +168,12 @@ class SyntheticCamera(Camera):
         return data
 
     def write_truth(self, path: str | Path, upto_s: float | None = None) -> Path:
-        """Write :meth:`truth` as JSON (times in scene seconds and as epoch ``*_ts``)."""
+        """Write :meth:`truth` as JSON (times in scene seconds and as epoch ``*_ts``), atomically:
+        a full card raises OSError and leaves no half-written file."""
+        from station.files import atomic_write
+
         path = Path(path)
-        path.write_text(json.dumps(self.truth_dict(upto_s), indent=1))
+        atomic_write(path, json.dumps(self.truth_dict(upto_s), indent=1).encode())
         return path
 
     # -- internals ----------------------------------------------------------------------------
