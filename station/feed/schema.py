@@ -14,8 +14,9 @@ extra: ~7 µs a detection instead of ~2 ms); invalid ones are always described b
 
 Besides the schema, :func:`validate` checks the few rules a schema cannot state:
 ``message_id`` equals ``event_id`` (detection) or ``event_id + ":thumb"`` (thumbnail),
-``frame_count`` is the length of ``frames``, ``best_frame`` names one of them, and a
-thumbnail's ``bytes`` is the size of its decoded ``data``.
+``frame_count`` is the length of ``frames``, ``best_frame`` names one of them, a
+thumbnail's ``bytes`` is the size of its decoded ``data``, and a ``feed_detection``'s
+``detection`` is a valid detection/1 that agrees with it (id, station, location).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ except ImportError:  # pragma: no cover - the station itself does without
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_BASE = "https://camtrap-station.example/schemas/"
-KINDS = ("detection", "status", "health", "thumbnail", "command", "command_result")
+KINDS = ("detection", "status", "health", "thumbnail", "command", "command_result", "feed_detection")
+"""Station messages, and ``feed_detection`` (what the collector republishes)."""
 MAJOR = 1
 
 
@@ -178,6 +180,17 @@ def _rules(kind: str, p: dict[str, Any]) -> list[tuple[str, str]]:
             out.append(("frame_count", f"is {p['frame_count']} but frames lists {len(p['frames'])}"))
         if p["best_frame"] is not None and p["best_frame"] not in {f["index"] for f in p["frames"]}:
             out.append(("best_frame", f"{p['best_frame']} is not the index of any frame"))
+    elif kind == "feed_detection":
+        inner = p["detection"]
+        out += [(f"detection.{f}" if f != "(message)" else "detection", m) for f, m in _problems("detection", inner)]
+        if not out:
+            if p["message_id"] != inner["event_id"]:
+                out.append(("message_id", f"must equal detection.event_id {inner['event_id']!r}"))
+            if p["station_id"] != inner["station_id"]:
+                out.append(("station_id", f"must equal detection.station_id {inner['station_id']!r}"))
+            shown = None if p["location"] is None else {k: v for k, v in p["location"].items() if k != "generalised"}
+            if shown != inner["location"]:
+                out.append(("location", "must equal detection.location (plus generalised)"))
     elif kind == "thumbnail":
         if p["message_id"] != p["event_id"] + ":thumb":
             out.append(("message_id", f"must equal event_id + ':thumb' ({p['event_id']}:thumb)"))
