@@ -10,7 +10,8 @@ Each account is a plugin *client* whose client id is bound to its user name, hol
                              status and health (neither carries a coordinate)
     camtrap-exact-locations  adds the republished feed with exact coordinates (trusted accounts:
                              ``station provision --exact-locations``)
-    camtrap-operator         sends commands, reads their results, status and health
+    camtrap-operator         sends commands, reads their results, status, health and the
+                             generalised republished feed
     camtrap-admin            the provisioning account: the plugin's $CONTROL topic only
 
 Everything not granted is denied (:data:`DEFAULT_ACCESS`), SUBSCRIBE included: unlike
@@ -93,7 +94,7 @@ def role_acls(role: str) -> list[Acl]:
         rules = _read(f"{p}/{FEED_LEVEL}/exact/#")
     elif role == "camtrap-operator":
         rules = _write(f"{p}/+/command/+") + _read(f"{p}/+/command_result") + _read(f"{p}/+/status") \
-            + _read(f"{p}/+/health")
+            + _read(f"{p}/+/health") + _read(f"{p}/{FEED_LEVEL}/generalised/#")
     elif role == ADMIN_ROLE:
         rules = [Acl("publishClientSend", "$CONTROL/dynamic-security/#"),
                  Acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
