@@ -578,3 +578,34 @@ def test_a_station_runs_its_feed_from_the_provisioned_bundle_over_tls(deployment
     finally:
         publisher.stop(timeout=2)
         outbox.close()
+
+
+def test_the_selftest_of_a_running_station_loses_none_of_its_commands(deployment, clients, tmp_path):
+    """The selftest connects as the station itself (the broker allows one client id per
+    account): the running station is bounced once, and every command still reaches it."""
+    from station.selftest import OK, check_broker
+
+    bundle = deployment.bundles / STATION_A
+    station_toml = tmp_path / "station.toml"
+    station_toml.write_text((bundle / "station.toml").read_text().replace("/etc/station/", f"{bundle}/")
+                            .replace("port = 8883", f"port = {deployment.broker.tls_port}"))
+    cfg = load_config(station_toml, {"storage": {"data_dir": str(tmp_path / "data")}})
+    commands: list[bytes] = []
+    outbox = Outbox(tmp_path / "outbox.sqlite3", 1 << 20)
+    publisher = Publisher(cfg.mqtt, cfg.station.id, outbox, subscribe_topics=[A.commands],
+                          on_command=lambda topic, body, retained: commands.append(body)).start()
+    operator = clients(deployment, "ivan")
+    try:
+        first = payload("before the selftest")
+        assert wait_until(lambda: accepted(operator.publish(A.command("snapshot"), first)) and first in commands)
+        sent = []
+        for k in range(3):
+            check = check_broker(cfg, timeout_s=5)
+            assert check.level == OK and f"connected as {STATION_A}" in check.message, check.message
+            body = payload(f"right after selftest {k}")  # queued while the station reconnects
+            assert accepted(operator.publish(A.command("reload"), body))
+            sent.append(body)
+        assert wait_until(lambda: all(b in commands for b in sent))
+    finally:
+        publisher.stop(timeout=2)
+        outbox.close()
