@@ -323,6 +323,8 @@ def bootstrap(store: Store, broker_dir: Path) -> str:
     write_atomic(admin_file, admin + "\n", mode=0o600, force_mode=True)
     cmds = plan(store, roles.ADMIN_USER, "admin", admin)
     store.apply(cmds)
+    store.notes.append(f"made {store.path} with every access denied by default, the roles, and the provisioning "
+                       f"account {roles.ADMIN_USER} (password: {admin_file}, root only)")
     _import_legacy(store, broker_dir)
     return admin
 
