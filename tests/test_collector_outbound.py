@@ -12,11 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from station.collector.db import Database
 from station.collector.outbound import Batch, Outbound, Outgoing
-from station.collector.republish import DetectionFeed, feed_message
+from station.collector.republish import feed_message
 from station.collector.privacy import LocationPolicy
 from station.collector.service import CollectorService
 from station.config.collector import parse_collector_config

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -110,7 +111,6 @@ class Outbound:
     def __init__(self, link: Link, open_db: Callable[[], Database], streams: Sequence[Stream], *,
                  max_inflight: int = 100, batch_max: int = 100, poll_s: float = 5.0,
                  clock: Callable[[], float] | None = None):
-        import time
         self._link = link
         self._open_db = open_db
         self._streams = [_Running(s) for s in streams]
