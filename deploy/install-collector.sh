@@ -5,10 +5,11 @@
 #
 #   apt        mosquitto, mosquitto-clients, openssl, python3-venv, rsync
 #   broker     /etc/mosquitto/conf.d/camtrap.conf (deploy/mosquitto/camtrap.conf: TLS on 8883,
-#              loopback 1883 for the collector, accounts and ACLs, persistence, queue limits);
-#              /etc/mosquitto/camtrap/: acl (never overwritten), passwd, and a CA with a
-#              certificate for --hostname (default: this host's FQDN) unless you put your own
-#              ca.crt, server.crt and server.key there first; the CA's key goes to /etc/camtrap/ca/
+#              loopback 1883 for the collector, the dynamic-security plugin for accounts and
+#              roles, persistence, queue limits); /etc/mosquitto/camtrap/: dynsec/ (accounts,
+#              made and changed by `station provision`), and a CA with a certificate for
+#              --hostname (default: this host's FQDN) unless you put your own ca.crt,
+#              server.crt and server.key there first; the CA's key goes to /etc/camtrap/ca/
 #   user       the collector's (as systemd/collector.service names it; default 'camtrap')
 #   code       /opt/camtrap/src, venv /opt/camtrap/venv with .[collector,postgres]
 #   account    `station provision --role collector collector`: /etc/camtrap/collector.password
@@ -73,10 +74,23 @@ make_certificates() {
   log "the CA's key is $ETC/ca/ca.key: keep a copy offline; stations get ca.crt from 'station provision'"
 }
 
-# broker_state: a checksum of everything the broker reads, to restart it only on change.
+# broker_state: a checksum of what the broker reads only when it starts, to restart it only
+# on change. Accounts are not in it: `station provision` hands them to the running broker.
 broker_state() {
-  { cat "$ROOT/etc/mosquitto/conf.d/camtrap.conf" "$ROOT$BROKER"/{acl,passwd,ca.crt,server.crt,server.key} 2>/dev/null \
+  { cat "$ROOT/etc/mosquitto/conf.d/camtrap.conf" "$ROOT$BROKER"/{ca.crt,server.crt,server.key} 2>/dev/null \
     || true; } | sha256sum
+}
+
+# broker_conf: camtrap.conf with the dynamic-security plugin where this machine's mosquitto
+# package has it (the shipped file names amd64's path).
+broker_conf() {
+  local shipped=$CHECKOUT/deploy/mosquitto/camtrap.conf plugin
+  plugin=$(dpkg -L mosquitto 2>/dev/null | grep '/mosquitto_dynamic_security\.so$' | head -n 1 || true)
+  if [ -z "$plugin" ] || grep -q "^plugin $plugin\$" "$shipped"; then
+    cat "$shipped"
+  else
+    sed "s|^plugin /.*/mosquitto_dynamic_security\.so\$|plugin $plugin|" "$shipped"
+  fi
 }
 
 # 1. System packages.
@@ -91,18 +105,23 @@ install_code "$CHECKOUT" "$SRC" "$VENV" collector,postgres ""
 # 4. The broker: configuration, ACL, TLS.
 before=$(broker_state)
 ensure_dir "$BROKER" 0750 root:mosquitto
-put "$CHECKOUT/deploy/mosquitto/camtrap.conf" /etc/mosquitto/conf.d/camtrap.conf 0644
-put_once "$CHECKOUT/deploy/mosquitto/acl" "$BROKER/acl" 0644
+conf=$(mktemp)
+broker_conf >"$conf"
+put "$conf" /etc/mosquitto/conf.d/camtrap.conf 0644
+rm -f "$conf"
 make_certificates
 if ! grep -qs '^include_dir /etc/mosquitto/conf.d' "$ROOT/etc/mosquitto/mosquitto.conf"; then
   log "warning: /etc/mosquitto/mosquitto.conf has no 'include_dir /etc/mosquitto/conf.d' (Debian's has): add it"
 fi
 
 # 5. The collector's account and config (station provision is idempotent: the password stays).
+# A running broker with the plugin takes it at once; otherwise it goes into the plugin's file,
+# which the restart below loads (accounts of an older passwd/acl pair are carried over).
 ensure_dir "$ETC" 0750 "root:$USER_NAME"
 PY=${STATION_PYTHON:-$ROOT$VENV/bin/python}
 provision=(-m station provision collector --role collector --broker-dir "$ROOT$BROKER"
            --out "$ROOT$ETC" --target-dir "$ETC")
+if in_root; then provision+=(--offline); fi  # a broker running here is not the one in ROOT
 if [ -x "$PY" ]; then
   "$PY" "${provision[@]}" | sed "s/^/$PROG: /"
 else
@@ -111,7 +130,6 @@ fi
 for f in "$ROOT$ETC/collector.password" "$ROOT$ETC/collector.toml"; do
   [ ! -f "$f" ] || { set_mode "$f" 0640; set_owner "$f" "root:$USER_NAME"; }
 done
-[ ! -f "$ROOT$BROKER/passwd" ] || { set_mode "$ROOT$BROKER/passwd" 0640; set_owner "$ROOT$BROKER/passwd" root:mosquitto; }
 
 # 6. Data.
 ensure_dir "$DATA" 0750 "$USER_NAME:$USER_NAME"

@@ -238,18 +238,24 @@ def _connect_mqtt(cfg: StationConfig, timeout_s: float) -> str:
 
     from station.feed.client import build_tls_context, new_client, read_password
 
-    # Never the station's own client id: that would throw a running station off the broker.
-    # A clean session that expires at once leaves nothing behind on the broker.
-    m = cfg.mqtt.model_copy(update={"clean_start": True, "session_expiry_s": 0})
-    client_id = f"{m.effective_client_id(cfg.station.id)}-selftest"[:64]
-    client = new_client(m, client_id, password=read_password(m), tls=build_tls_context(m))
+    # The station's own client id and session: a deployed broker makes every client id the
+    # account's name (docs/deployment.md), so another id would be this one anyway, and a
+    # clean start would wipe the station's session (its subscriptions, commands queued for
+    # it). So the session is resumed as it is, nothing in it is acknowledged (the broker
+    # hands it to the station again), and it keeps the station's own expiry. A running
+    # station is disconnected for a moment and reconnects.
+    m = cfg.mqtt.model_copy(update={"clean_start": False})
+    client_id = m.effective_client_id(cfg.station.id)
+    client = new_client(m, client_id, password=read_password(m), tls=build_tls_context(m), manual_ack=True)
     answer: dict[str, Any] = {}
     client.on_connect = lambda c, u, flags, reason, props: answer.setdefault("reason", reason)
-    props = None
+    keepalive = max(10, int(timeout_s) + 5)
     if m.protocol == "5":
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0
-    client.connect(m.host, m.port, max(10, int(timeout_s) + 5), clean_start=True, properties=props)
+        props.SessionExpiryInterval = m.session_expiry_s
+        client.connect(m.host, m.port, keepalive, clean_start=False, properties=props)
+    else:  # 3.1.1: clean_session=False came with the client (new_client)
+        client.connect(m.host, m.port, keepalive)
     try:
         deadline = time.monotonic() + timeout_s
         while "reason" not in answer and time.monotonic() < deadline:

@@ -26,6 +26,10 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 MESSAGE_KINDS = ("detection", "status", "health", "thumbnail", "command", "command_result")
 """The feed's messages: each has a topic kind and a schema ``<kind>/<major>``."""
+COLLECTOR_KINDS = ("feed_detection",)
+"""Messages the collector publishes (the researchers' republished feed)."""
+SCHEMA_KINDS = MESSAGE_KINDS + COLLECTOR_KINDS
+"""Every message with a JSON Schema in ``station/feed/schemas/``."""
 STORED_KINDS = ("detection", "thumbnail", "status", "health")
 """What the collector subscribes to and stores; commands and their results are for operators."""
 COMMANDS = ("snapshot", "reload")

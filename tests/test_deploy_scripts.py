@@ -21,7 +21,7 @@ import pytest
 from station.cli import main as station_cli
 from station.config import ConfigError, load_config
 from station.config.collector import load_collector_config
-from station.deploy.acl import TEMPLATE
+from station.deploy import dynsec
 from station.deploy.passwd import PasswordFile, hash_password, verify_password
 from tests.test_broker_security import Client, Deployment, DeployedMosquitto, provision  # noqa: F401
 from tests.broker import TlsFiles, tls_files  # noqa: F401 - fixture
@@ -57,6 +57,11 @@ def install(script: str, root: Path, *args: str) -> str:
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def accounts(broker_dir: Path) -> dynsec.Store:
+    """The broker's accounts, as the dynamic-security plugin reads them."""
+    return dynsec.Store.read(broker_dir / "dynsec" / "dynamic-security.json")
 
 
 # -- the scripts -------------------------------------------------------------------------------------
@@ -113,12 +118,12 @@ def test_a_station_installed_from_its_bundle_keeps_local_edits_and_takes_a_rotat
     (etc / "station.toml").write_text(edited)
 
     assert station_cli(["provision", "lazovsky-07", "--broker-dir", str(broker_dir), "--out", str(bundle),
-                        "--rotate"]) == 0
+                        "--rotate", "--offline"]) == 0
     install("install-station.sh", target, "--bundle", str(bundle))
     assert (etc / "station.toml").read_text() == edited
     new_password = (etc / "mqtt-password").read_text().strip()
     assert new_password != first_password
-    assert verify_password(new_password, PasswordFile(broker_dir / "passwd").get("lazovsky-07"))
+    assert dynsec.verify(new_password, accounts(broker_dir).client("lazovsky-07"))
 
 
 def test_installing_the_collector_twice_changes_nothing_the_second_time(tmp_path):
@@ -130,10 +135,13 @@ def test_installing_the_collector_twice_changes_nothing_the_second_time(tmp_path
 
     broker = target / "etc/mosquitto/camtrap"
     assert (target / "etc/mosquitto/conf.d/camtrap.conf").read_text() == (DEPLOY / "mosquitto/camtrap.conf").read_text()
-    acl = (broker / "acl").read_text()
-    assert acl.startswith(TEMPLATE) and "\nuser collector\n" in acl
-    assert PasswordFile(broker / "passwd").users() == ["collector"]
-    assert mode(broker / "passwd") == 0o640 and mode(broker / "server.key") == 0o640
+    store = accounts(broker)
+    assert sorted(c["username"] for c in store.doc["clients"]) == ["camtrap-admin", "collector"]
+    assert store.client_roles("collector") == ["camtrap-collector"]
+    assert store.client("collector")["clientid"] == "collector"
+    assert mode(broker / "dynsec") == 0o700 and mode(broker / "dynsec/dynamic-security.json") == 0o600
+    assert mode(broker / "dynsec-admin.password") == 0o600 and mode(broker / "server.key") == 0o640
+    assert not (broker / "passwd").exists() and not (broker / "acl").exists()
     assert mode(target / "etc/camtrap/ca/ca.key") == 0o600 and not (broker / "ca.key").exists()
     cert = subprocess.run(["openssl", "x509", "-in", str(broker / "server.crt"), "-noout", "-ext", "subjectAltName"],
                           capture_output=True, text=True, check=True).stdout
@@ -158,7 +166,7 @@ def test_the_broker_the_collector_install_sets_up_serves_its_accounts(tmp_path, 
     broker = DeployedMosquitto(tmp_path / "broker", broker_dir)
     dep = Deployment(broker, broker_dir, tmp_path, tls_files)
     dep.passwords["collector"] = (target / "etc/camtrap/collector.password").read_text().strip()
-    dep.passwords["lazovsky-07"] = provision(broker_dir, bundle, "lazovsky-07")
+    dep.passwords["lazovsky-07"] = provision(broker_dir, bundle, "lazovsky-07")  # into the file: broker stopped
     with broker:
         collector = Client(dep, "collector", subscribe=("camtrap/v1/+/detection",))
         station = Client(dep, "lazovsky-07", tls_ca=bundle / "ca.crt")
@@ -174,39 +182,129 @@ def test_the_broker_the_collector_install_sets_up_serves_its_accounts(tmp_path, 
 # -- station provision ---------------------------------------------------------------------------
 def test_provisioning_again_changes_nothing_and_rotate_issues_a_new_password(tmp_path):
     broker_dir, out = tmp_path / "broker", tmp_path / "out"
+    broker_dir.mkdir()
     password = provision(broker_dir, out, "lazovsky-07")
-    before = {p: p.read_bytes() for p in [*out.iterdir(), broker_dir / "passwd", broker_dir / "acl"]}
+    store_file = broker_dir / "dynsec" / "dynamic-security.json"
+    before = {p: p.read_bytes() for p in [*out.iterdir(), store_file]}
     password_again = provision(broker_dir, out, "lazovsky-07")
     assert password_again == password
     assert {p: p.read_bytes() for p in before} == before
-    assert (broker_dir / "acl").read_text() == TEMPLATE  # a station needs no ACL entry
+    store = accounts(broker_dir)
+    assert store.client_roles("lazovsky-07") == ["camtrap-station-lazovsky-07"]
+    assert store.client("lazovsky-07")["clientid"] == "lazovsky-07"  # bound: no other account can use it
+    topics = {(a["acltype"], a["topic"]) for a in store.role("camtrap-station-lazovsky-07")["acls"]}
+    assert ("publishClientSend", "camtrap/v1/lazovsky-07/detection") in topics
+    assert ("subscribePattern", "camtrap/v1/lazovsky-07/command/+") in topics
+    assert store.doc["defaultACLAccess"] == {"publishClientSend": False, "publishClientReceive": False,
+                                             "subscribe": False, "unsubscribe": True}
     rotated = provision(broker_dir, out, "lazovsky-07", "--rotate")
     assert rotated != password and len(rotated) >= 40
-    stored = PasswordFile(broker_dir / "passwd").get("lazovsky-07")
-    assert verify_password(rotated, stored) and not verify_password(password, stored)
+    stored = accounts(broker_dir).client("lazovsky-07")
+    assert dynsec.verify(rotated, stored) and not dynsec.verify(password, stored)
 
 
 def test_provisioning_refuses_what_would_go_wrong(tmp_path, capsys):
     broker_dir, out = tmp_path / "broker", tmp_path / "out"
+    broker_dir.mkdir()
     provision(broker_dir, out / "st", "lazovsky-07")
     provision(broker_dir, out / "anna", "anna", "--role", "researcher")
 
-    def refused(*args: str) -> str:
+    def refused(*args: str, broker: Path = broker_dir) -> str:
         capsys.readouterr()
-        assert station_cli(["provision", *args, "--broker-dir", str(broker_dir)]) == 2
-        return capsys.readouterr().err
+        assert station_cli(["provision", *args, "--broker-dir", str(broker), "--offline"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err  # one line
+        return err
 
     assert "not a station" in refused("anna", "--out", str(out / "x"))
-    assert "is a station account" in refused("lazovsky-07", "--role", "operator", "--out", str(out / "y"))
+    assert "is already a station account" in refused("lazovsky-07", "--role", "operator", "--out", str(out / "y"))
+    assert "provisioning account" in refused("camtrap-admin", "--role", "operator", "--out", str(out / "y"))
     assert "not valid" in refused("a/b", "--out", str(out / "z"))
     assert "not valid" in refused("lazovsky+", "--out", str(out / "z"))
     assert "--rotate" in refused("lazovsky-07", "--out", str(out / "elsewhere"))  # its password file is not there
     (out / "st" / "mqtt-password").write_text("not-the-password\n")
     assert "does not hold" in refused("lazovsky-07", "--out", str(out / "st"))
+    assert "--exact-locations" in refused("ussuri-09", "--exact-locations", "--out", str(out / "w"))
+
+
+def test_provisioning_refuses_a_position_off_the_globe(tmp_path, capsys):
+    broker_dir = tmp_path / "broker"
+    broker_dir.mkdir()
+    for args, key in ((("--latitude", "200", "--longitude", "133.9"), "--latitude"),
+                      (("--latitude", "-91", "--longitude", "133.9"), "--latitude"),
+                      (("--latitude", "43.2", "--longitude", "180.5"), "--longitude"),
+                      (("--latitude", "nan", "--longitude", "133.9"), "--latitude")):
+        capsys.readouterr()
+        assert station_cli(["provision", "ussuri-06", "--broker-dir", str(broker_dir), "--offline",
+                            "--out", str(tmp_path / "out"), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"station provision: {key} ") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists() and not (broker_dir / "dynsec").exists()  # nothing made
+
+
+def test_a_mistyped_broker_dir_is_refused_unless_asked_to_create_it(tmp_path, capsys):
+    typo = tmp_path / "etc" / "mosquito" / "camtrap"
+    args = ["provision", "ussuri-07", "--offline", "--out", str(tmp_path / "out"), "--broker-dir", str(typo)]
+    assert station_cli(args) == 2
+    err = capsys.readouterr().err
+    assert f"--broker-dir {typo}: no such folder" in err and "--create-broker-dir" in err and err.count("\n") == 1
+    assert not typo.exists() and not (tmp_path / "out").exists()
+    assert station_cli(args + ["--create-broker-dir"]) == 0
+    assert accounts(typo).client("ussuri-07") is not None
+
+
+def test_provisioning_keeps_the_broker_accounts_unreadable_to_others(tmp_path):
+    """The account file and its folder are tightened even when they were made looser; so is an
+    old password file, whose accounts are carried over."""
+    broker_dir = tmp_path / "broker"
+    (broker_dir / "dynsec").mkdir(parents=True)
+    os.chmod(broker_dir / "dynsec", 0o755)
+    (broker_dir / "passwd").write_text(f"old-station:{hash_password('p')}\n")
+    os.chmod(broker_dir / "passwd", 0o644)
+    provision(broker_dir, tmp_path / "out", "ussuri-08")
+    assert mode(broker_dir / "dynsec") == 0o700
+    assert mode(broker_dir / "dynsec" / "dynamic-security.json") == 0o600
+    assert mode(broker_dir / "passwd") == 0o640
+    os.chmod(broker_dir / "dynsec" / "dynamic-security.json", 0o644)  # as the plugin leaves it (umask)
+    os.chmod(broker_dir / "dynsec", 0o755)
+    provision(broker_dir, tmp_path / "out2", "ussuri-09")
+    assert mode(broker_dir / "dynsec") == 0o700
+    assert mode(broker_dir / "dynsec" / "dynamic-security.json") == 0o600
+
+
+def test_accounts_of_an_older_passwd_and_acl_keep_working_on_the_plugin(tmp_path, tls_files):  # noqa: F811
+    """Upgrading a broker set up with passwd/acl: the first provisioning carries every account
+    over with its hash and role, and the broker, restarted on the new camtrap.conf, accepts them."""
+    broker_dir = tmp_path / "broker"
+    broker_dir.mkdir()
+    for src, name in ((tls_files.ca, "ca.crt"), (tls_files.server_cert, "server.crt"),
+                      (tls_files.server_key, "server.key")):
+        shutil.copy(src, broker_dir / name)
+    (broker_dir / "passwd").write_text(f"lazovsky-07:{hash_password('station-pw')}\n"
+                                       f"anna:{hash_password('anna-pw')}\n")
+    (broker_dir / "acl").write_text("pattern write camtrap/v1/%u/detection\n\n# role: researcher\nuser anna\n"
+                                    "topic read camtrap/v1/+/detection\ntopic deny camtrap/v1/anna/#\n")
+    provision(broker_dir, tmp_path / "collector", "collector", "--role", "collector")
+    store = accounts(broker_dir)
+    assert store.client_roles("lazovsky-07") == ["camtrap-station-lazovsky-07"]
+    assert store.client_roles("anna") == ["camtrap-researcher"]
+    broker = DeployedMosquitto(tmp_path / "mosquitto", broker_dir)
+    dep = Deployment(broker, broker_dir, tmp_path, tls_files)
+    dep.passwords.update({"lazovsky-07": "station-pw", "anna": "anna-pw"})
+    with broker:
+        station, anna = Client(dep, "lazovsky-07"), Client(dep, "anna")
+        try:
+            assert not station.refused and not anna.refused
+            assert not station.publish("camtrap/v1/lazovsky-07/detection", b"{}").is_failure
+            assert [c.getName() for c in anna.subscribe("camtrap/v1/+/detection")] == ["Not authorized"]
+        finally:
+            station.close()
+            anna.close()
 
 
 def test_a_provisioned_station_config_passes_the_check_once_it_has_a_position(tmp_path):
     broker_dir = tmp_path / "broker"
+    broker_dir.mkdir()
     placed = tmp_path / "placed"  # --target-dir: the check also opens the password file the config names
     provision(broker_dir, placed, "ussuri-03", "--latitude", "44.1", "--longitude", "134.2",
               "--host", "broker.example.org", "--target-dir", str(placed))
@@ -220,10 +318,12 @@ def test_a_provisioned_station_config_passes_the_check_once_it_has_a_position(tm
     provision(broker_dir, unplaced, "ussuri-04", "--target-dir", str(unplaced))
     with pytest.raises(ConfigError, match="station.latitude: required key is missing"):
         load_config(unplaced / "station.toml")
-    assert PasswordFile(broker_dir / "passwd").users() == ["ussuri-03", "ussuri-04"]
+    assert sorted(c["username"] for c in accounts(broker_dir).doc["clients"]) == \
+        ["camtrap-admin", "ussuri-03", "ussuri-04"]
 
 
 def test_a_provisioned_station_config_names_the_files_where_the_installer_puts_them(tmp_path):
+    (tmp_path / "broker").mkdir()
     provision(tmp_path / "broker", tmp_path / "bundle", "ussuri-05")
     text = (tmp_path / "bundle" / "station.toml").read_text()
     assert 'password_file = "/etc/station/mqtt-password"' in text and "\nenabled = true" in text
@@ -240,7 +340,3 @@ def test_our_password_hashes_and_mosquitto_passwd_agree(tmp_path):
     ours = hash_password("s3cret:with$signs")
     assert ours.split("$")[1:3] == theirs.split("$")[1:3]  # same format and iterations
     assert verify_password("s3cret:with$signs", ours) and not verify_password("other", ours)
-
-
-def test_the_shipped_acl_file_is_the_one_provision_starts_from():
-    assert (DEPLOY / "mosquitto" / "acl").read_text() == TEMPLATE

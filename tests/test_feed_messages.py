@@ -28,7 +28,8 @@ from station.events.writer import EventWriter
 from station.feed import messages as m
 from station.feed.schema import (KINDS, SCHEMA_DIR, PayloadError, load_schema, schema_id, validate,
                                  validate_message)
-from station.feed.topics import (DELIVERY, Topics, TopicError, all_stations, check_prefix, parse_topic)
+from station.feed.topics import (DELIVERY, Topics, TopicError, all_stations, check_prefix, feed_topic,
+                                 parse_topic)
 from station.motion.types import Box
 from tests.conftest import ROOT
 from tests.test_daemon import LORES, MAIN, ScriptedCamera
@@ -587,14 +588,24 @@ def test_the_asyncapi_document_parses_and_points_at_the_schema_files():
 
     for channel in doc["channels"].values():
         address = channel["address"].replace("{stationId}", "lazovsky-07").replace("{command}", "snapshot")
+        if "/_feed/" in address:  # the collector's feed: never a station's topic
+            feed = address.split("/")[3]
+            assert address == feed_topic("lazovsky-07", feed)
+            kind = "feed_detection"
+            ref = next(iter(channel["messages"].values()))["$ref"]
+            assert doc["components"]["messages"][ref.rsplit("/", 1)[1]]["title"] == "feed_detection/1"
+            continue
         kind = parse_topic(address).kind
         ref = next(iter(channel["messages"].values()))["$ref"]
         message = doc["components"]["messages"][ref.rsplit("/", 1)[1]]
         assert message["title"] == f"{kind}/1", f"{channel['address']} carries {message['title']}"
     for op in doc["operations"].values():
         channel = doc["channels"][op["channel"]["$ref"].rsplit("/", 1)[1]]
-        kind = parse_topic(channel["address"].replace("{stationId}", "x").replace("{command}", "reload")).kind
         binding = op["bindings"]["mqtt"]
+        if "/_feed/" in channel["address"]:
+            assert (binding["qos"], binding["retain"]) == (1, False)
+            continue
+        kind = parse_topic(channel["address"].replace("{stationId}", "x").replace("{command}", "reload")).kind
         assert (binding["qos"], binding["retain"]) == (DELIVERY[kind].qos, DELIVERY[kind].retain), kind
 
 
@@ -643,7 +654,18 @@ def test_the_guides_paho_subscriber_prints_each_detection_once(mosquitto_port, t
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in sub.stdout], daemon=True).start()
 
-    first, second = (m.encode(e) for e in doc_json_examples() if e["schema"] == "detection/1")
+    from station.collector.privacy import LocationPolicy
+    from station.collector.republish import feed_message
+    from station.config.collector import parse_collector_config
+
+    feed = next(e for e in doc_json_examples() if e["schema"] == "feed_detection/1")
+    failed = next(e for e in doc_json_examples() if e.get("classification_status") == "failed")
+    row = {"event_id": failed["event_id"], "station_id": failed["station_id"], "latitude": 43.2412,
+           "longitude": 133.8857, "received_at": "2026-11-25T19:15:06.000Z", "payload": failed}
+    policy = LocationPolicy(parse_collector_config({}).privacy)
+    first = m.encode(feed)
+    second = m.encode(feed_message(row, policy, exact=False, sensitive=None, collector_id="collector"))
+    topic = "camtrap/v1/_feed/generalised/lazovsky-07/detection"
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="station-test")
     pub.connect("127.0.0.1", mosquitto_port)
     pub.loop_start()
@@ -651,19 +673,20 @@ def test_the_guides_paho_subscriber_prints_each_detection_once(mosquitto_port, t
         got = None
         deadline = time.monotonic() + 20
         while got is None and time.monotonic() < deadline:  # until the script has subscribed
-            pub.publish("camtrap/v1/lazovsky-07/detection", first, qos=1).wait_for_publish(5)
+            pub.publish(topic, first, qos=1).wait_for_publish(5)
             try:
                 got = lines.get(timeout=0.3)
             except queue.Empty:
                 pass
-        assert got is not None and got.startswith("lazovsky-07 2026-11-25T18:02:11.400Z leopard leopard 0.81")
+        assert got == "lazovsky-07 2026-11-25T18:02:11.400Z leopard leopard 0.81 43.25 133.85\n"
         for payload in (first, second, first):  # a resend, the next event, another resend
-            pub.publish("camtrap/v1/lazovsky-07/detection", payload, qos=1).wait_for_publish(5)
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
         rest = [lines.get(timeout=10)]
         time.sleep(0.5)
         while not lines.empty():
             rest.append(lines.get_nowait())
-        assert rest == ["lazovsky-07 2026-11-25T19:15:02.100Z unknown None None\n"], "duplicates are dropped"
+        assert rest == ["lazovsky-07 2026-11-25T19:15:02.100Z unknown None None 43.25 133.85\n"], \
+            "duplicates are dropped"
     finally:
         pub.loop_stop()
         pub.disconnect()

@@ -97,7 +97,7 @@ def test_a_reachable_broker_takes_the_stations_credentials(tmp_path):
                 f'username = "test-01"\npassword_file = "{tmp_path / "secret"}"\n')))
 
         good = check_broker(cfg("right horse battery"), timeout_s=5)
-        assert good.level == OK and f"mqtt://{broker.host}:{broker.port}: connected as test-01-selftest" in good.message
+        assert good.level == OK and f"mqtt://{broker.host}:{broker.port}: connected as test-01" in good.message
         bad = check_broker(cfg("wrong"), timeout_s=5)
         assert bad.level == FAIL and bad.key == "mqtt.username" and "refused the connection" in bad.message
     finally:

@@ -189,6 +189,9 @@ class Database:
 
     def __init__(self, conn: Any, dialect: Dialect, url: str):
         self._conn, self.dialect, self.url = conn, dialect, url
+        self.writer: str | None = None
+        """The collector whose writes these are: recorded with each detection it stores
+        (``stored_by``), so that it republishes what it stored (station.collector.outbound)."""
         if dialect is POSTGRESQL:
             import psycopg
             from psycopg.types.json import Jsonb
@@ -408,10 +411,11 @@ class Database:
     _DETECTION = """
         INSERT INTO detections (event_id, station_id, deployment_id, tag, species, label, confidence,
             classification_status, start_time, start_minute, end_time, latitude, longitude, model_name, sent_at,
-            received_at, payload, clock_skew_s)
+            received_at, payload, clock_skew_s, stored_by)
         VALUES (%(event_id)s, %(station_id)s, %(deployment_id)s, %(tag)s, %(species)s, %(label)s,
             %(confidence)s, %(classification_status)s, %(start_time)s, %(start_minute)s, %(end_time)s, %(latitude)s,
-            %(longitude)s, %(model_name)s, %(sent_at)s, %(received_at)s, %(payload)s, %(clock_skew_s)s)
+            %(longitude)s, %(model_name)s, %(sent_at)s, %(received_at)s, %(payload)s, %(clock_skew_s)s,
+            %(stored_by)s)
         ON CONFLICT (event_id) DO NOTHING"""
 
     # A status replaces the stored one only if it began later; at the same `since` the
@@ -477,7 +481,7 @@ class Database:
                 "latitude": location.get("latitude"), "longitude": location.get("longitude"),
                 "uncertainty": location.get("coordinate_uncertainty_m"), "model_name": model.get("name"),
                 "sent_at": self._time(sent, f"{what}: sent_at"),
-                "received_at": now, "payload": self._json_in(p), "clock_skew_s": skew,
+                "received_at": now, "payload": self._json_in(p), "clock_skew_s": skew, "stored_by": self.writer,
                 # what the station's row may learn from it: never later than its arrival
                 "detection_at": self._time(_earlier(start, received), f"{what}: start"),
                 "seen": self._time(_earlier(sent, received), f"{what}: sent_at")})
@@ -831,6 +835,40 @@ class Database:
                     local_hour[h] = utc.astimezone(zone).hour
                 out.setdefault(r["species"], [0] * 24)[local_hour[h]] += int(r["n"])
         return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
+
+    # -- outbound feeds (station.collector.outbound) -----------------------------------
+
+    @property
+    def _seq(self) -> str:
+        return "rowid" if self.dialect is SQLITE else "seq"
+
+    def stored_after(self, writer: str, after: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Detections ``writer`` stored after position ``after``, in the order it committed
+        them: ``seq``, the filter columns and ``payload``."""
+        rows = self._rows(f"SELECT {self._seq} AS seq, event_id, station_id, latitude, longitude, received_at,"
+                          f" payload FROM detections WHERE stored_by = %(w)s AND {self._seq} > %(after)s"
+                          f" ORDER BY {self._seq} LIMIT %(limit)s", {"w": writer, "after": after, "limit": limit})
+        return [self._out(r, ("payload",)) for r in rows]
+
+    def last_stored(self, writer: str) -> int:
+        """The position of the last detection ``writer`` stored (0: none)."""
+        row = self._rows(f"SELECT MAX({self._seq}) AS n FROM detections WHERE stored_by = %(w)s", {"w": writer})
+        return int(row[0]["n"] or 0)
+
+    def cursor(self, name: str) -> int | None:
+        rows = self._rows("SELECT position FROM outbound_cursors WHERE name = %(n)s", {"n": name})
+        return int(rows[0]["position"]) if rows else None
+
+    def set_cursor(self, name: str, position: int) -> None:
+        try:
+            with self._transaction():
+                self._exec("INSERT INTO outbound_cursors (name, position, updated_at) VALUES (%(n)s, %(p)s, %(t)s)"
+                           " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+                           " updated_at = excluded.updated_at",
+                           {"n": name, "p": position, "t": self._time(datetime.now(timezone.utc), "now")})
+        except self._errors as exc:
+            raise StorageError(f"outbound cursor {name!r}: {_reason(exc)}",
+                               transient=not isinstance(exc, self._data_errors)) from None
 
     def rejections(self) -> list[dict[str, Any]]:
         """Messages refused, counted by reason and station, most recent first."""

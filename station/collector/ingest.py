@@ -73,11 +73,13 @@ class _Incoming:
 
 class Ingest:
     def __init__(self, cfg: CollectorConfig, open_db: Callable[[], Database], *,
-                 on_stored: Callable[[Sequence[dict[str, Any]]], None] | None = None):
+                 on_stored: Callable[[Sequence[dict[str, Any]]], None] | None = None,
+                 on_committed: Callable[[], None] | None = None):
         self.cfg = cfg
         self._open_db = open_db
         self._db: Database | None = None
         self._on_stored = on_stored
+        self.on_committed = on_committed  # after each commit: the outbound feeds (station.collector.outbound)
         self._thumbs = ThumbnailStore(cfg.collector.thumbnails_dir)
         self._queue: queue.Queue[_Incoming] = queue.Queue()
         self._stop = threading.Event()
@@ -142,6 +144,11 @@ class Ingest:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def mqtt_client(self) -> mqtt.Client:
+        """The connection, for what the collector publishes itself (one client id per account)."""
+        return self._client
 
     def stats(self) -> dict[str, Any]:
         return {"client_id": self.client_id, "connected": self.connected, "queued": self._queue.qsize(),
@@ -292,6 +299,8 @@ class Ingest:
             self.rejected[r.reason] += 1
             log.warning("message rejected", reason=r.reason, station=r.station_id or None, detail=r.detail)
         self._ack(batch)
+        if self.on_committed is not None:
+            self.on_committed()
         self.counters["batches"] += 1
         self.counters["stored"] += result.inserted
         self.counters["duplicates"] += result.duplicates

@@ -26,6 +26,8 @@ from station import sdnotify
 from station.collector.alerts import Alerter
 from station.collector.db import Database, StorageError
 from station.collector.ingest import Ingest
+from station.collector.outbound import Outbound, PahoLink
+from station.collector.republish import DetectionFeed
 from station.config.collector import CollectorConfig
 from station.log import get_logger
 
@@ -107,9 +109,11 @@ class WriterWatch:
 
 
 class CollectorService:
-    def __init__(self, cfg: CollectorConfig, ingest: Ingest, alerter: Alerter | None, http: Any | None):
+    def __init__(self, cfg: CollectorConfig, ingest: Ingest, alerter: Alerter | None, http: Any | None,
+                 outbound: Outbound | None = None):
         self.cfg = cfg
         self.ingest = ingest
+        self.outbound = outbound
         self.alerter = alerter
         self.http = http
         self._stop_requested = threading.Event()
@@ -136,7 +140,9 @@ class CollectorService:
         url = cfg.collector.sqlite_resolved_url()
 
         def open_db() -> Database:
-            return Database.open(url)
+            db = Database.open(url)
+            db.writer = cfg.collector.id
+            return db
 
         try:
             with open_db() as db:
@@ -151,6 +157,14 @@ class CollectorService:
                 listener(payloads)
 
         ingest = Ingest(cfg, open_db, on_stored=stored if listeners else None)
+        outbound = None
+        if cfg.feed.enabled:  # publishes on the ingest's connection, woken after each of its commits
+            outbound = Outbound(PahoLink(ingest.mqtt_client), open_db, [DetectionFeed(cfg)])
+            ingest.on_committed = outbound.wake
+            try:
+                outbound.prepare()  # before the ingest stores anything: a new feed starts after what is stored
+            except StorageError as exc:
+                raise CollectorSetupError(f"collector.database_url: {exc}") from None
         server = None
         if serve:
             from station.collector.web.app import create_app
@@ -161,7 +175,7 @@ class CollectorService:
             except (TokenFileError, ValueError) as exc:  # the token file changed since preflight
                 raise CollectorSetupError(str(exc)) from None
             server = HttpServer(app, host=cfg.http.host, port=cfg.http.port)
-        service = cls(cfg, ingest, alerter, server)
+        service = cls(cfg, ingest, alerter, server, outbound)
 
         def service_stats() -> dict[str, Any]:
             return service.stats()
@@ -170,6 +184,8 @@ class CollectorService:
 
     def start(self) -> "CollectorService":
         self.ingest.start()
+        if self.outbound is not None:
+            self.outbound.start()
         if self.http is not None:
             self.http.start()
             log.info("collector dashboard", url=self.url)
@@ -212,6 +228,8 @@ class CollectorService:
         out = {"collector_id": self.cfg.collector.id, "ingest": self.ingest.stats()}
         if self.alerter is not None:
             out["alerts"] = self.alerter.stats()
+        if self.outbound is not None:
+            out["feed"] = self.outbound.stats()
         return out
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -226,6 +244,8 @@ class CollectorService:
         self.notifier.stopping()
         if self.http is not None:
             self.http.stop()
+        if self.outbound is not None:
+            self.outbound.stop()
         self.ingest.stop()
         if self.alerter is not None:
             self.alerter.stop(timeout=self.cfg.alerts.timeout_s)

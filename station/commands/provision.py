@@ -16,7 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     prov.add_argument("name", help="station id (also its user name), or the account's name")
     prov.add_argument("--role", choices=["station", "collector", "researcher", "operator"], default="station")
     prov.add_argument("--broker-dir", type=Path, default=Path("/etc/mosquitto/camtrap"),
-                      help="the broker's passwd and acl (and ca.crt) (default: %(default)s)")
+                      help="the broker's accounts (dynsec/), ca.crt and provisioning password (default: %(default)s)")
+    prov.add_argument("--create-broker-dir", action="store_true",
+                      help="make --broker-dir if it does not exist (else a missing folder is refused)")
+    prov.add_argument("--control-port", type=int, default=1883,
+                      help="the running broker's loopback listener, where changes are sent (default: %(default)s)")
+    prov.add_argument("--offline", action="store_true",
+                      help="write the broker's account file without asking a running broker (install --root)")
+    prov.add_argument("--exact-locations", action=argparse.BooleanOptionalAction, default=None,
+                      help="researcher/operator: also read the feed with exact coordinates (trusted accounts)")
     prov.add_argument("--out", type=Path, help="where to write the account's files (default: ./NAME)")
     prov.add_argument("--target-dir", type=Path,
                       help="where those files will live, as the config names them (default: /etc/station "
@@ -42,7 +50,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     req = Request(name=args.name, role=args.role, broker_dir=args.broker_dir, out=args.out,
                   target_dir=args.target_dir, host=args.host, port=args.port, tls=args.tls,
                   ca_file=args.ca_file, rotate=args.rotate, latitude=args.latitude,
-                  longitude=args.longitude, deployment_id=args.deployment_id)
+                  longitude=args.longitude, deployment_id=args.deployment_id,
+                  exact_locations=args.exact_locations, create_broker_dir=args.create_broker_dir,
+                  control_port=None if args.offline else args.control_port)
     try:
         report = provision(req)
     except (ProvisionError, OSError) as exc:

@@ -4,6 +4,7 @@
     [mqtt]       the broker (same keys as the station's, minus the outbox) + shared subscription
     [http]       the researchers' JSON API and dashboard; tokens for exact locations
     [privacy]    how public views generalise coordinates (GBIF: 0.1 degree for high sensitivity)
+    [feed]       the researchers' feed the collector republishes over MQTT
     [alerts]     Apprise URLs that rangers are notified on, and the rate limit
     [project]    Camtrap DP package metadata for exports
     [logging]
@@ -75,7 +76,9 @@ class CollectorMqttSection(BrokerSection):
     """MQTT 5 Receive Maximum: QoS 1 messages the broker may have in flight to us, unacknowledged."""
 
     def effective_collector_client_id(self, collector_id: str) -> str:
-        return self.client_id or f"camtrap-collector-{collector_id}"
+        """The broker binds each account's client id to its user name (docs/deployment.md), so
+        that is the default; without an account, camtrap-collector-<collector.id>."""
+        return self.client_id or self.username or f"camtrap-collector-{collector_id}"
 
 
 class HttpSection(Section):
@@ -115,6 +118,15 @@ class PrivacySection(Section):
     """all: every public coordinate is generalised (camera sites themselves draw poachers and
     thieves). sensitive: only stations that have recorded a sensitive tag; note that a station
     whose coordinates turn coarse after its first leopard tells a watcher where it was."""
+
+
+class FeedSection(Section):
+    enabled: bool = True
+    """Republish each stored detection for researchers, coordinates as the public views show them
+    ({topic_prefix}/_feed/generalised/{station_id}/detection; docs/mqtt-feed.md)."""
+    exact: bool = True
+    """Also publish the exact-coordinates feed ({topic_prefix}/_feed/exact/...), which only accounts
+    provisioned with --exact-locations may read."""
 
 
 class AlertsSection(Section):
@@ -164,6 +176,7 @@ class CollectorConfig(Section):
     mqtt: CollectorMqttSection = CollectorMqttSection()
     http: HttpSection = HttpSection()
     privacy: PrivacySection = PrivacySection()
+    feed: FeedSection = FeedSection()
     alerts: AlertsSection = AlertsSection()
     project: ProjectSection = ProjectSection()
     logging: LoggingSection = LoggingSection()

@@ -1,106 +1,127 @@
-"""The broker's ACL file (``deploy/mosquitto/acl``): who may read and write which topics.
+"""Who may read and write which topics: the broker's roles, one table for every account kind.
 
-Stations need no entry: ``pattern`` lines keyed on the user name (= station id) give
-each station its own topics. Every other account gets a block naming its role:
+The broker checks them with Mosquitto's dynamic-security plugin (:mod:`station.deploy.dynsec`).
+Each account is a plugin *client* whose client id is bound to its user name, holding roles:
 
-    # role: researcher
-    user anna
-    topic read camtrap/v1/+/detection
-    ...
-    topic deny camtrap/v1/anna/#
+    camtrap-station-<id>     one per station: writes its own feed, reads its own commands
+    camtrap-collector        reads every station's feed, also as a member of a shared
+                             subscription ($share/<group>/...); writes the republished feed
+    camtrap-researcher       reads the republished feed with generalised coordinates, and
+                             status and health (neither carries a coordinate)
+    camtrap-exact-locations  adds the republished feed with exact coordinates (trusted accounts:
+                             ``station provision --exact-locations``)
+    camtrap-operator         sends commands, reads their results, status, health and the
+                             generalised republished feed
+    camtrap-admin            the provisioning account: the plugin's $CONTROL topic only
 
-The last line matters: patterns apply to every account, and Mosquitto checks ``deny``
-before any grant, so without it a researcher could publish as a station named after her.
-Blocks are only ever appended; a hand-edited file keeps its edits.
+Everything not granted is denied (:data:`DEFAULT_ACCESS`), SUBSCRIBE included: unlike
+``acl_file``, the plugin checks a SUBSCRIBE against the whole filter as sent, so only a role
+granted ``$share/+/...`` can join a shared subscription. Mosquitto 2.0.11's plugin does not
+expand ``%u`` in publish rules, hence one role per station with its own topics written out.
+
+A kind gets a new permission (the receipts stations will read, say) by a line in
+:func:`role_acls`; ``station provision`` brings the broker's roles up to date on every run.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
-from station.deploy.files import write_atomic
-from station.feed.topics import DEFAULT_PREFIX
+from station.feed.topics import DEFAULT_PREFIX, FEED_LEVEL
 
 PREFIX = DEFAULT_PREFIX
-ROLES = ("station", "collector", "researcher", "operator")
+KINDS = ("station", "collector", "researcher", "operator")
+"""Account kinds ``station provision --role`` makes."""
 FEED = ("detection", "status", "health", "thumbnail")
+STATION_WRITES = ("detection", "status", "health", "thumbnail", "command_result")
 
-# What each role may do, besides the station patterns; topics are under PREFIX.
-ROLE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
-    "collector": tuple(("read", f"+/{kind}") for kind in FEED),
-    "researcher": tuple(("read", f"+/{kind}") for kind in FEED),
-    "operator": (("write", "+/command/+"), ("read", "+/command_result"), ("read", "+/status"),
-                 ("read", "+/health")),
-}
+SHARED_ROLES = ("camtrap-collector", "camtrap-researcher", "camtrap-exact-locations", "camtrap-operator",
+                "camtrap-admin")
+EXACT_ROLE = "camtrap-exact-locations"
+ADMIN_ROLE = "camtrap-admin"
+ADMIN_USER = "camtrap-admin"
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+CONTROL_RESPONSE = "$CONTROL/dynamic-security/v1/response"
 
-# Equal to deploy/mosquitto/acl (a test checks), so provisioning works from an installed package too.
-TEMPLATE = """\
-# Mosquitto ACL for the camera-trap feed: /etc/mosquitto/camtrap/acl
-# Maintained by `station provision` (docs/deployment.md); edit by hand with care.
-# Checked against a real Mosquitto 2.0 by tests/test_broker_security.py.
-#
-# Stations: the account's user name is the station id (%u), so these patterns let each
-# station write only its own topics and read only its own commands, with no entry per
-# station. Mosquitto 2.0 accepts any SUBSCRIBE and checks read access when it delivers
-# each message, so a station subscribed to '#' still receives only its own commands.
-pattern write camtrap/v1/%u/detection
-pattern write camtrap/v1/%u/status
-pattern write camtrap/v1/%u/health
-pattern write camtrap/v1/%u/thumbnail
-pattern write camtrap/v1/%u/command_result
-pattern read camtrap/v1/%u/command/+
-#
-# The patterns apply to every account, so each account that is not a station has a
-# block below (added by `station provision --role ...`) ending in
-#   topic deny camtrap/v1/<name>/#
-# which Mosquitto checks before any grant: without it a researcher could publish as a
-# station named after her. An account in the password file with no block here is a
-# station.
-#
-# Roles:
-#   collector   reads detection, status, health and thumbnail of every station
-#               (also through a shared subscription, $share/<group>/camtrap/v1/+/...)
-#   researcher  the same, read-only
-#   operator    sends commands to any station, reads their results, status and health
-"""
+DEFAULT_ACCESS = {"publishClientSend": False, "publishClientReceive": False, "subscribe": False,
+                  "unsubscribe": True}
 
 
-def role_block(name: str, role: str) -> str:
-    if role not in ROLE_RULES:
-        raise ValueError(f"role {role!r} has no ACL block (one of {', '.join(ROLE_RULES)})")
-    lines = [f"# role: {role}", f"user {name}"]
-    lines += [f"topic {access} {PREFIX}/{topic}" for access, topic in ROLE_RULES[role]]
-    lines.append(f"topic deny {PREFIX}/{name}/#")
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True, order=True)
+class Acl:
+    """One rule of a role, as the plugin stores it."""
+
+    acltype: str     # publishClientSend, publishClientReceive, subscribePattern, subscribeLiteral
+    topic: str
+    allow: bool = True
+
+    def as_dict(self) -> dict:
+        return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow}
 
 
-class AclFile:
-    """An ACL file in memory (the template when it does not exist yet); :meth:`save` writes it."""
+def _read(topic: str) -> list[Acl]:
+    """Subscribe to ``topic`` (a filter) and receive what matches it."""
+    return [Acl("subscribePattern", topic), Acl("publishClientReceive", topic)]
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        try:
-            self.text = self.path.read_text()
-        except FileNotFoundError:
-            self.text = TEMPLATE
 
-    def accounts(self) -> dict[str, str]:
-        """Accounts with a ``user`` block and their role ("custom" for blocks written by hand)."""
-        found: dict[str, str] = {}
-        role = None
-        for line in self.text.splitlines():
-            if line.startswith("# role:"):
-                role = line.split(":", 1)[1].strip()
-            elif line.startswith("user "):
-                found[line[5:].strip()] = role or "custom"
-                role = None
-            elif line.strip() and not line.startswith("#"):
-                role = None
-        return found
+def _write(topic: str) -> list[Acl]:
+    return [Acl("publishClientSend", topic)]
 
-    def add(self, name: str, role: str) -> None:
-        sep = "" if self.text.endswith("\n\n") or not self.text else ("\n" if self.text.endswith("\n") else "\n\n")
-        self.text += sep + role_block(name, role)
 
-    def save(self) -> bool:
-        return write_atomic(self.path, self.text, mode=0o644)
+def _shared_read(topic: str) -> list[Acl]:
+    """Join any shared subscription group on ``topic``: ``$share/<group>/<topic>``."""
+    return [Acl("subscribePattern", f"$share/+/{topic}")]
+
+
+def station_role(station_id: str) -> str:
+    return f"camtrap-station-{station_id}"
+
+
+def role_acls(role: str) -> list[Acl]:
+    """The rules of a role (see the module docstring), sorted."""
+    p = PREFIX
+    if role.startswith("camtrap-station-"):
+        sid = role[len("camtrap-station-"):]
+        rules = [a for kind in STATION_WRITES for a in _write(f"{p}/{sid}/{kind}")]
+        rules += _read(f"{p}/{sid}/command/+")
+    elif role == "camtrap-collector":
+        rules = [a for kind in FEED for a in _read(f"{p}/+/{kind}")]
+        rules += [a for kind in ("detection", "thumbnail") for a in _shared_read(f"{p}/+/{kind}")]
+        rules += _write(f"{p}/{FEED_LEVEL}/#")
+    elif role == "camtrap-researcher":
+        rules = _read(f"{p}/{FEED_LEVEL}/generalised/#") + _read(f"{p}/+/status") + _read(f"{p}/+/health")
+    elif role == EXACT_ROLE:
+        rules = _read(f"{p}/{FEED_LEVEL}/exact/#")
+    elif role == "camtrap-operator":
+        rules = _write(f"{p}/+/command/+") + _read(f"{p}/+/command_result") + _read(f"{p}/+/status") \
+            + _read(f"{p}/+/health") + _read(f"{p}/{FEED_LEVEL}/generalised/#")
+    elif role == ADMIN_ROLE:
+        rules = [Acl("publishClientSend", "$CONTROL/dynamic-security/#"),
+                 Acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
+                 Acl("subscribeLiteral", CONTROL_RESPONSE)]
+    else:
+        raise ValueError(f"role {role!r} is not one of camtrap-station-<id>, {', '.join(SHARED_ROLES)}")
+    return sorted(set(rules))
+
+
+def roles_of(name: str, kind: str, exact: bool = False) -> list[str]:
+    """The roles an account of ``kind`` holds."""
+    if kind == "station":
+        return [station_role(name)]
+    if kind == "admin":
+        return [ADMIN_ROLE]
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: use one of {', '.join(KINDS)}")
+    return [f"camtrap-{kind}"] + ([EXACT_ROLE] if exact else [])
+
+
+def kind_of(roles: list[str]) -> str | None:
+    """The account kind its roles say (None: not an account provision made)."""
+    for role in roles:
+        if role.startswith("camtrap-station-"):
+            return "station"
+        if role == ADMIN_ROLE:
+            return "admin"
+        if role.startswith("camtrap-") and role[len("camtrap-"):] in KINDS:
+            return role[len("camtrap-"):]
+    return None

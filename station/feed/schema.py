@@ -14,13 +14,14 @@ extra: ~7 µs a detection instead of ~2 ms); invalid ones are always described b
 
 Besides the schema, :func:`validate` checks the few rules a schema cannot state:
 ``message_id`` equals ``event_id`` (detection) or ``event_id + ":thumb"`` (thumbnail),
-``frame_count`` is the length of ``frames``, ``best_frame`` names one of them, and a
-thumbnail's ``bytes`` is the size of its decoded ``data``. Times: every one is a real
-calendar date and time (no 31 February; the schema's pattern already fixes the form,
-the years 2000-2099 and seconds 00-59); in a detection ``start <= trigger <= end``, every
-frame's ``time`` lies in ``[start, end]`` and ``duration_s`` is ``end - start``, each to
-within :data:`TIME_TOLERANCE_S`. ``extra`` is at most :data:`EXTRA_MAX_BYTES` as compact
-UTF-8 JSON and :data:`EXTRA_MAX_DEPTH` levels deep.
+``frame_count`` is the length of ``frames``, ``best_frame`` names one of them, a
+thumbnail's ``bytes`` is the size of its decoded ``data``, and a ``feed_detection``'s
+``detection`` is a valid detection/1 that agrees with it (id, station, location). Times:
+every one is a real calendar date and time (no 31 February; the schema's pattern already
+fixes the form, the years 2000-2099 and seconds 00-59); in a detection ``start <= trigger
+<= end``, every frame's ``time`` lies in ``[start, end]`` and ``duration_s`` is ``end -
+start``, each to within :data:`TIME_TOLERANCE_S`. ``extra`` is at most
+:data:`EXTRA_MAX_BYTES` as compact UTF-8 JSON and :data:`EXTRA_MAX_DEPTH` levels deep.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ except ImportError:  # pragma: no cover - the station itself does without
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_BASE = "https://camtrap-station.example/schemas/"
-from station.vocabulary import MESSAGE_KINDS as KINDS
+from station.vocabulary import SCHEMA_KINDS as KINDS
 
 MAJOR = 1
 
@@ -269,6 +270,17 @@ def _rules(kind: str, p: dict[str, Any]) -> list[tuple[str, str]]:
         if p["best_frame"] is not None and p["best_frame"] not in {f["index"] for f in p["frames"]}:
             out.append(("best_frame", f"{p['best_frame']} is not the index of any frame"))
         _event_times(p, parsed, out)
+    elif kind == "feed_detection":
+        inner = p["detection"]
+        out += [(f"detection.{f}" if f != "(message)" else "detection", m) for f, m in _problems("detection", inner)]
+        if not out:
+            if p["message_id"] != inner["event_id"]:
+                out.append(("message_id", f"must equal detection.event_id {inner['event_id']!r}"))
+            if p["station_id"] != inner["station_id"]:
+                out.append(("station_id", f"must equal detection.station_id {inner['station_id']!r}"))
+            shown = None if p["location"] is None else {k: v for k, v in p["location"].items() if k != "generalised"}
+            if shown != inner["location"]:
+                out.append(("location", "must equal detection.location (plus generalised)"))
     elif kind == "thumbnail":
         if p["message_id"] != p["event_id"] + ":thumb":
             out.append(("message_id", f"must equal event_id + ':thumb' ({p['event_id']}:thumb)"))

@@ -6,6 +6,11 @@
     {prefix}/{station_id}/thumbnail              station -> all   QoS 1
     {prefix}/{station_id}/command/{name}         operators -> station   QoS 1 (snapshot, reload)
     {prefix}/{station_id}/command_result         station -> operators   QoS 1
+    {prefix}/_feed/generalised/{station_id}/detection   collector -> researchers   QoS 1
+    {prefix}/_feed/exact/{station_id}/detection         collector -> trusted accounts   QoS 1
+
+The collector republishes what it stored under ``{prefix}/_feed/``: a level that starts with
+``_`` can never be a station id, so no station can publish there or be confused with it.
 
 ``prefix`` is ``camtrap/v1`` unless configured otherwise. :data:`DELIVERY` holds the
 QoS and retain flag of each kind, so the publisher and the docs read them from one
@@ -118,6 +123,25 @@ class Topics:
         if kind == "command" or kind not in KINDS:
             raise TopicError(f"kind {kind!r} is not one of {', '.join(k for k in KINDS if k != 'command')}")
         return f"{self.base}/{kind}"
+
+
+FEED_LEVEL = "_feed"
+"""The collector's republished feed lives under ``{prefix}/_feed/``; no station id starts with '_'."""
+FEEDS = ("generalised", "exact")
+
+
+def feed_topic(station_id: str, feed: str = "generalised", prefix: str = DEFAULT_PREFIX) -> str:
+    """Where the collector republishes a stored detection of ``station_id``."""
+    if feed not in FEEDS:
+        raise TopicError(f"feed {feed!r} is not one of {', '.join(FEEDS)}")
+    return f"{check_prefix(prefix)}/{FEED_LEVEL}/{feed}/{check_station_id(station_id)}/detection"
+
+
+def feed_filter(feed: str = "generalised", prefix: str = DEFAULT_PREFIX) -> str:
+    """The subscription filter for one republished feed, e.g. ``camtrap/v1/_feed/generalised/+/detection``."""
+    if feed not in FEEDS:
+        raise TopicError(f"feed {feed!r} is not one of {', '.join(FEEDS)}")
+    return f"{check_prefix(prefix)}/{FEED_LEVEL}/{feed}/+/detection"
 
 
 def all_stations(kind: str, prefix: str = DEFAULT_PREFIX) -> str:
