@@ -43,6 +43,19 @@ def tensor(desc: dict, **meaning) -> dict:
     return {k: desc[k] for k in ("tensor_name", "shape", "dtype", "quantization")} | meaning
 
 
+def torch_check(report: dict | None) -> dict | None:
+    """The build's TFLite-vs-PyTorch comparison, summed up."""
+    if not report:
+        return None
+    rows = [r for r in report["images"] if r["n_ref"]]
+    return {"images": f"{len(report['images'])} scikit-image photos (build_detector_eval.json)",
+            "max_abs_score_diff_any_anchor": report["max_abs_score_diff"],
+            "pytorch_boxes": sum(r["n_ref"] for r in rows), "tflite_boxes": sum(r["n_other"] for r in rows),
+            "threshold": report["threshold"],
+            "min_matched_iou": min(r["min_iou"] for r in rows),
+            "max_matched_score_gap": max(r["max_score_gap"] for r in rows)}
+
+
 def trim_detector_eval(ev: dict, n_by_tag: dict) -> dict:
     rows = {k: {kk: v[kk] for kk in ("recall_nonempty", "empty_with_box", "boxes_on_empty", "recall_by_tag")}
             for k, v in ev["per_threshold"].items()}
@@ -99,7 +112,7 @@ def main(argv=None) -> int:
                                            "DrivenData Inc.; METADATA classifier 'License :: OSI Approved :: MIT "
                                            "License'. The .pth carries no licence of its own; the wheel's MIT licence "
                                            "covers the package, asset included."},
-        "check_vs_pytorch": det_build.get("torch_vs_tflite", {}).get(det_name, {}).get("max_abs_score_diff"),
+        "check_vs_pytorch": torch_check(det_build.get("torch_vs_tflite", {}).get(det_name)),
         "evaluation": {**dataset, **trim_detector_eval(det_eval, ev["n_by_tag"])},
     }
     pv_eval = {**dataset, "whole_frame": trim_pv_eval(ev["person_vehicle"]),
