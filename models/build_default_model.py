@@ -5,6 +5,11 @@ Produces, in ``--out-dir`` (default: the directory holding this script):
 
 * ``efficientnet_lite0_fp32.tflite`` - float32 EfficientNet-Lite0 (ImageNet-1k)
 * ``efficientnet_lite0_int8.tflite`` - full-integer int8 version (station default)
+* ``efficientnet_lite0_emb_int8.tflite`` - the same int8 network with a second output,
+                                       ``embedding`` int8 [1, 1280]: the pooled features
+                                       the classifier layer reads (model pack, schema 2)
+* ``build_classifier_emb.json``      - its contract, sha256 and checks (probabilities
+                                       equal to the int8 model's, embedding vs PyTorch)
 * ``imagenet_labels.txt``            - the 1000 class names, in output order
 * ``MANIFEST.json``                  - what the station reads (files, sha256,
                                        sizes, tensor contract, labels file)
