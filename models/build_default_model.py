@@ -5,6 +5,11 @@ Produces, in ``--out-dir`` (default: the directory holding this script):
 
 * ``efficientnet_lite0_fp32.tflite`` - float32 EfficientNet-Lite0 (ImageNet-1k)
 * ``efficientnet_lite0_int8.tflite`` - full-integer int8 version (station default)
+* ``efficientnet_lite0_emb_int8.tflite`` - the same int8 network with a second output,
+                                       ``embedding`` int8 [1, 1280]: the pooled features
+                                       the classifier layer reads (model pack, schema 2)
+* ``build_classifier_emb.json``      - its contract, sha256 and checks (probabilities
+                                       equal to the int8 model's, embedding vs PyTorch)
 * ``imagenet_labels.txt``            - the 1000 class names, in output order
 * ``MANIFEST.json``                  - what the station reads (files, sha256,
                                        sizes, tensor contract, labels file)
@@ -76,9 +81,12 @@ NORM_MEAN = 127.0  # EfficientNet-Lite: MEAN_RGB = 127, STDDEV_RGB = 128
 NORM_STD = 128.0
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+EMBEDDING_NAME = "embedding"
+EMBEDDING_DIM = 1280
 SIGNATURE = "serving_default"
 FP32_FILE = "efficientnet_lite0_fp32.tflite"
 INT8_FILE = "efficientnet_lite0_int8.tflite"
+EMB_INT8_FILE = "efficientnet_lite0_emb_int8.tflite"  # int8 + embedding output (model pack, schema 2)
 LABELS_FILE = "imagenet_labels.txt"
 MANIFEST_FILE = "MANIFEST.json"
 
@@ -167,7 +175,7 @@ def load_torch_model():
     return net, weights, digest
 
 
-def make_wrapper(net):
+def make_wrapper(net, embedding: bool = False):
     import torch
 
     class UInt8NHWCClassifier(torch.nn.Module):
@@ -183,7 +191,19 @@ def make_wrapper(net):
             logits = self.backbone(x)
             return {OUTPUT_NAME: torch.softmax(logits, dim=-1)}
 
-    return UInt8NHWCClassifier(net).eval()
+    class UInt8NHWCClassifierWithEmbedding(UInt8NHWCClassifier):
+        """Same, plus the 1280-d pooled features the classifier layer reads ([1,1280])."""
+
+        def forward(self, image: torch.Tensor):
+            x = image.to(torch.float32).permute(0, 3, 1, 2)
+            x = (x - NORM_MEAN) * (1.0 / NORM_STD)
+            b = self.backbone
+            features = b._avg_pooling(b.extract_features(x)).flatten(1)  # what EfficientNet.forward does
+            logits = b._fc(b._dropout(features))                           # (dropout is off in eval)
+            return {OUTPUT_NAME: torch.softmax(logits, dim=-1), EMBEDDING_NAME: features}
+
+    cls = UInt8NHWCClassifierWithEmbedding if embedding else UInt8NHWCClassifier
+    return cls(net).eval()
 
 
 def conv_bn_pairs(net):
@@ -417,7 +437,17 @@ class TFLiteClassifier:
         self.it = Interpreter(model_path=str(path), num_threads=threads)
         self.it.allocate_tensors()
         self.inp = self.it.get_input_details()[0]
-        self.out = self.it.get_output_details()[0]
+        outs = self.it.get_output_details()
+        self.out = next(d for d in outs if OUTPUT_NAME in d["name"]) if len(outs) > 1 else outs[0]
+        self.emb = next((d for d in outs if EMBEDDING_NAME in d["name"]), None)
+
+    def embedding(self, img: np.ndarray) -> np.ndarray:
+        """The pooled features (after a probs() call on the same image is not needed: runs again)."""
+        self.it.set_tensor(self.inp["index"], img[None].astype(self.inp["dtype"]))
+        self.it.invoke()
+        y = self.it.get_tensor(self.emb["index"])[0]
+        scale, zp = self.emb["quantization"]
+        return ((y.astype(np.float32) - zp) * scale if scale else y).astype(np.float32)
 
     def probs(self, img: np.ndarray) -> np.ndarray:
         self.it.set_tensor(self.inp["index"], img[None].astype(self.inp["dtype"]))
@@ -439,7 +469,45 @@ class TFLiteClassifier:
             }
 
         sig = self.it.get_signature_list()
-        return {"signature": sig, "input": desc(self.inp), "output": desc(self.out)}
+        contract = {"signature": sig, "input": desc(self.inp), "output": desc(self.out)}
+        if self.emb is not None:
+            contract["embedding"] = desc(self.emb)
+        return contract
+
+
+def check_embedding_model(net, int8: Path, emb_int8: Path, seed: int, threads: int) -> dict:
+    """The two-output model must give the same probabilities as the one-output int8 model,
+    and an embedding close to PyTorch's pooled features."""
+    import torch
+
+    ref = TFLiteClassifier(int8, threads)
+    emb = TFLiteClassifier(emb_int8, threads)
+    torch_emb = make_wrapper(net, embedding=True)
+    images = [center_crop_resize(im, 0.875) for _, _, im in foolbox_imagenet_samples()]
+    images += calibration_images(120, seed + 1000)[20:]
+    diffs, top1, top5, cos = [], 0, 0, []
+    for x in images:
+        a, b = ref.probs(x), emb.probs(x)
+        diffs.append(float(np.max(np.abs(a - b))))
+        oa, ob = np.argsort(-a, kind="stable"), np.argsort(-b, kind="stable")
+        top1 += int(oa[0] == ob[0])
+        top5 += int(list(oa[:5]) == list(ob[:5]))
+        with torch.no_grad():
+            t = torch_emb(image=torch.from_numpy(x[None].copy()))[EMBEDDING_NAME][0].numpy()
+        e = emb.embedding(x)
+        cos.append(float(np.dot(t, e) / (np.linalg.norm(t) * np.linalg.norm(e) + 1e-12)))
+    report = {
+        "n_images": len(images),
+        "images": "20 foolbox ImageNet samples (crop 0.875) + 100 held-out augmentations (seed+1000)",
+        "max_abs_prob_diff_vs_int8": max(diffs),
+        "top1_agreement_vs_int8": top1 / len(images),
+        "top5_identical_order_vs_int8": top5 / len(images),
+        "embedding_cosine_vs_torch_fp32_min": round(min(cos), 4),
+        "embedding_cosine_vs_torch_fp32_mean": round(float(np.mean(cos)), 4),
+    }
+    if report["max_abs_prob_diff_vs_int8"] > 0:
+        log("WARNING: the embedding model's probabilities differ from the int8 model's")
+    return report
 
 
 def topk_metrics(prob_rows: list[np.ndarray], labels: list[int]) -> dict:
@@ -546,8 +614,18 @@ def main(argv=None) -> int:
         export_fp32(make_wrapper(cnet), pre)
         quantize_int8(pre, int8, calib, args.threads)
     check_int32_biases(int8)
-    for p in (fp32, int8):
+    emb_int8 = out / EMB_INT8_FILE
+    log(f"quantising {emb_int8} (probabilities + {EMBEDDING_DIM}-d embedding), same recipe and calibration")
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "efficientnet_lite0_emb_fp32_for_int8.tflite"
+        export_fp32(make_wrapper(cnet, embedding=True), pre)
+        quantize_int8(pre, emb_int8, calib, args.threads)
+    check_int32_biases(emb_int8)
+    for p in (fp32, int8, emb_int8):
         os.chmod(p, 0o644)  # the quantizer writes its output executable
+    emb_check = check_embedding_model(net, int8, emb_int8, args.seed, args.threads)
+    log("embedding model vs int8 model: " + json.dumps(emb_check))
+    c_emb = TFLiteClassifier(emb_int8, args.threads).contract()
 
     c32 = TFLiteClassifier(fp32, args.threads).contract()
     c8 = TFLiteClassifier(int8, args.threads).contract()
@@ -556,6 +634,7 @@ def main(argv=None) -> int:
     if not args.skip_eval:
         log("evaluating on foolbox ImageNet sample images (report only)")
         evaluation = evaluate(wrapper, fp32, int8, labels["names"], args.seed, args.threads)
+        evaluation["embedding_model_check"] = emb_check
         (out / "build_eval.json").write_text(json.dumps(evaluation, indent=2) + "\n")
         for proto in ("center_crop_0.875", "resize_full_frame"):
             log(f"{proto}: " + json.dumps({k: v for k, v in evaluation[proto].items()}))
@@ -622,7 +701,11 @@ def main(argv=None) -> int:
             "int8": evaluation["center_crop_0.875"]["tflite_int8"],
         }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    for name in (FP32_FILE, INT8_FILE, LABELS_FILE):
+    (out / "build_classifier_emb.json").write_text(json.dumps({
+        "file": EMB_INT8_FILE, "sha256": sha256_file(emb_int8), "size_bytes": emb_int8.stat().st_size,
+        "precision": "int8 weights (per-channel) + int8 activations, uint8 input", **c_emb,
+        "check": emb_check}, indent=2) + "\n")
+    for name in (FP32_FILE, INT8_FILE, EMB_INT8_FILE, LABELS_FILE):
         p = out / name
         log(f"{name}: {p.stat().st_size} bytes sha256 {sha256_file(p)}")
     log(f"done in {time.time() - t0:.0f} s")

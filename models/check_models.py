@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Check the built models with the runtime only (ai-edge-litert, numpy, pillow).
 
-Verifies MANIFEST.json against the files (sha256, size, tensor contract),
-benchmarks ``Interpreter.invoke`` and prints top-5 predictions for images.
+Verifies MANIFEST.json against the files (sha256, size, tensor contract) - the
+schema-1 ``models`` and, in schema 2, every pack stage (files, labels, input and
+output tensors) -, benchmarks ``Interpreter.invoke`` and prints top-5 predictions
+for images. With images, it also compares the pack's species stage (the model with
+the embedding output) with the schema-1 int8 model: top-1 / top-5 agreement and the
+largest probability difference.
 
     python models/check_models.py                       # verify + benchmark
     python models/check_models.py --runs 100 --threads 1 2 img1.jpg img2.png
@@ -51,14 +55,66 @@ def load(path: Path, threads: int):
     return it
 
 
-def probabilities(it, img: np.ndarray) -> np.ndarray:
+def probabilities(it, img: np.ndarray, name: str | None = None) -> np.ndarray:
     inp = it.get_input_details()[0]
-    out = it.get_output_details()[0]
+    outs = it.get_output_details()
+    out = next(d for d in outs if name in d["name"]) if name else outs[0]
     it.set_tensor(inp["index"], img[None])
     it.invoke()
     y = it.get_tensor(out["index"])[0]
     scale, zp = out["quantization"]
     return (y.astype(np.float32) - zp) * scale if scale else y.astype(np.float32)
+
+
+def check_stages(manifest: dict, folder: Path, runs: int, warmup: int, threads: list[int]) -> list[str]:
+    """Schema 2: every stage's file, labels and tensors against the manifest; latency per stage."""
+    errors = []
+    pack = manifest.get("pack")
+    if manifest.get("schema_version", 1) < 2:
+        return errors
+    total = 0
+    for name in pack["files"]:
+        if not (folder / name).is_file():
+            errors.append(f"pack file {name} is missing")
+        else:
+            total += (folder / name).stat().st_size
+    if total != pack["total_size_bytes"]:
+        errors.append(f"pack files hold {total} bytes, the manifest says {pack['total_size_bytes']}")
+    for stage in manifest["stages"]:
+        path = folder / stage["file"]
+        if not path.exists():
+            errors.append(f"stage {stage['id']}: {path.name} missing")
+            continue
+        if sha256(path) != stage["sha256"] or path.stat().st_size != stage["size_bytes"]:
+            errors.append(f"stage {stage['id']}: {path.name} sha256/size does not match the manifest")
+        if stage.get("labels_file") and sha256(folder / stage["labels_file"]) != stage["labels_sha256"]:
+            errors.append(f"stage {stage['id']}: {stage['labels_file']} sha256 does not match the manifest")
+        it = load(path, 1)
+        have = {d["name"]: d for d in it.get_input_details() + it.get_output_details()}
+        for want in [stage["input"]] + stage["outputs"]:
+            d = have.get(want["tensor_name"])
+            q = want["quantization"] or {}
+            if (d is None or [int(s) for s in d["shape"]] != want["shape"] or np.dtype(d["dtype"]).name != want["dtype"]
+                    or q.get("scale", 0.0) != float(d["quantization"][0]) or q.get("zero_point", 0) != int(d["quantization"][1])):
+                errors.append(f"stage {stage['id']}: tensor {want['tensor_name']} differs from the manifest: {d}")
+        shape = stage["input"]["shape"]
+        x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        line = []
+        for n in threads:
+            it = load(path, n)
+            i_in = it.get_input_details()[0]["index"]
+            it.set_tensor(i_in, x)
+            for _ in range(warmup):
+                it.invoke()
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                it.invoke()
+                times.append((time.perf_counter() - t0) * 1e3)
+            line.append(f"threads={n}: median {statistics.median(times):.1f} ms, min {min(times):.1f} ms")
+        print(f"stage {stage['id']}: {path.name} {stage['size_bytes'] / 1e6:.2f} MB  " + "; ".join(line))
+    print(f"pack {pack['name']} {pack['version']}: {len(pack['files'])} files, {total / 1e6:.2f} MB")
+    return errors
 
 
 def main(argv=None) -> int:
@@ -116,6 +172,9 @@ def main(argv=None) -> int:
             results[(key, n)] = med
             print(f"  threads={n}: invoke median {med:.1f} ms, p90 {p90:.1f} ms, min {min(times):.1f} ms ({args.runs} runs)")
 
+    errors += check_stages(manifest, args.dir, args.runs, args.warmup, args.threads)
+    species = next((s for s in manifest.get("stages", []) if s.get("role") == "classifier"), None)
+    agree = []
     for img_path in args.images:
         img = preprocess(img_path)
         print(f"\n{img_path}")
@@ -126,6 +185,14 @@ def main(argv=None) -> int:
             p = probabilities(load(path, 1), img)
             top = np.argsort(-p, kind="stable")[:5]
             print(f"  {key:5s} " + "; ".join(f"{labels[i]} {p[i]:.3f}" for i in top))
+            if key == "int8" and species and (args.dir / species["file"]).exists():
+                q = probabilities(load(args.dir / species["file"], 1), img, "probabilities")
+                qtop = np.argsort(-q, kind="stable")[:5]
+                agree.append((top[0] == qtop[0], list(top) == list(qtop), float(np.max(np.abs(p - q)))))
+                print("  pack  " + "; ".join(f"{labels[i]} {q[i]:.3f}" for i in qtop))
+    if agree:
+        print(f"\nspecies stage vs int8 model on {len(agree)} images: top-1 agree {sum(a for a, _, _ in agree)}, "
+              f"top-5 identical {sum(b for _, b, _ in agree)}, max |p diff| {max(c for _, _, c in agree):.4f}")
 
     if errors:
         print("\nERRORS:\n  " + "\n  ".join(errors))
