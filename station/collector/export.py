@@ -285,8 +285,9 @@ def _observation(p: dict[str, Any], deployment_id: str, taxon: Taxon | None, **v
 
 
 def verified_taxon(v: dict[str, Any]) -> Taxon | None:
-    """The taxon of a researcher's verification (by its species alone: no model label)."""
-    return taxon_for(v.get("tag"), v.get("species"))
+    """The taxon of a researcher's verification: by its species, else by its tag (a leopard
+    or tiger needs no species named); never by the machine's label."""
+    return taxon_for(v.get("tag"), v.get("species"), v.get("tag"))
 
 
 def confirmed(p: dict[str, Any], v: dict[str, Any]) -> bool:
