@@ -10,7 +10,11 @@ HttpServer over a real database.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -319,3 +323,21 @@ def test_the_openapi_document_describes_the_write(sqlite_collector):
     assert post["security"] == [{"bearer": []}]
     assert "verified" in {p["name"] for p in doc["paths"]["/api/detections"]["get"]["parameters"]}
     assert datetime.now(timezone.utc)  # the document is served without a token
+
+
+def test_the_curl_example_in_the_docs_verifies_an_event(sqlite_collector, tmp_path):
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    c = sqlite_collector
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "collector-api.md").read_text()
+    block = doc.split("## Verifying events", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    command = block.replace("\\\n", " ").strip()
+    assert command.startswith("curl ") and "POST" in command
+    event_id = c.night.detections[5]["event_id"]
+    env = {"PATH": os.environ["PATH"], "COLLECTOR": c.server.url, "TOKEN": ANNA_TOKEN, "EVENT_ID": event_id}
+    run = subprocess.run(["bash", "-c", f"{command} -w '\\n%{{http_code}}'"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=30)
+    body, _, code = run.stdout.rpartition("\n")
+    assert (run.returncode, code) == (0, "201"), (run.stdout, run.stderr)
+    assert json.loads(body)["item"]["verified_by"] == ANNA
+    assert [(v["tag"], v["species"]) for v in c.db.verifications(event_id)] == [("prey", "sika deer")]
