@@ -341,3 +341,20 @@ def test_the_curl_example_in_the_docs_verifies_an_event(sqlite_collector, tmp_pa
     assert (run.returncode, code) == (0, "201"), (run.stdout, run.stderr)
     assert json.loads(body)["item"]["verified_by"] == ANNA
     assert [(v["tag"], v["species"]) for v in c.db.verifications(event_id)] == [("prey", "sika deer")]
+
+
+def test_every_species_the_taxonomy_emits_can_be_confirmed_as_it_is():
+    """The dashboard's Confirm sends the machine's tag and species back: each must pass."""
+    from station.classifier.taxonomy import load_taxonomy, regions
+    from station.collector.verification import parse
+
+    root = Path(__file__).resolve().parents[1]
+    toml = root / "models" / "taxonomy_imagenet.toml"
+    labels = (root / "models" / "imagenet_labels.txt").read_text(encoding="utf-8").splitlines()
+    for region in regions(toml):
+        taxonomy = load_taxonomy(toml, labels, region)
+        for tag, species in set(zip(taxonomy.tags, taxonomy.species)):
+            sent = None if tag == "blank" else species
+            assert parse(json.dumps({"tag": tag, "species": sent}).encode()).species == (sent.lower() if sent
+                                                                                         else None), \
+                (region, tag, species)

@@ -244,6 +244,15 @@ def test_a_researcher_verifies_events_and_sees_how_far_to_trust_the_tags(browser
         page.select_option("#confusion-station", "kedrovaya-01")
         assert page.inner_text("#confusion-summary") == "Machine tag right on 0 of 1 verified events (0 %)"
 
+        # the machine's blank kept the label it saw as its species: confirming it names none
+        valley = sighting(0, 0, 5, "bars-03", "blank", "valley", datetime.now(ZoneInfo(ZONE)))
+        store_with_thumbnail(c.db, c.cfg.collector.thumbnails_dir, valley, night, thumbnail_jpeg(None, 1))
+        page.click(f"{card(valley['event_id'])} button.confirm")
+        page.wait_for_selector(f'{card(valley["event_id"])}[data-verified="blank"]')
+        assert [(v["tag"], v["species"]) for v in c.db.verifications(valley["event_id"])] == [("blank", None)]
+        page.select_option("#confusion-station", "")
+        page.wait_for_function("() => document.querySelector('#confusion-summary').textContent.includes('3 of 4')")
+
         # a correction being typed survives the page's refreshes
         page.click(f"{card(deer)} button.correct-open")
         page.fill(f"{card(deer)} input.verify-species", "roe deer")
@@ -256,7 +265,7 @@ def test_a_researcher_verifies_events_and_sees_how_far_to_trust_the_tags(browser
         page.select_option("#filter-verified", "false")
         page.wait_for_function(f"() => !document.querySelector('{card(leopard)}')")
         left = [e for e, _ in page.evaluate(THUMBNAILS)]
-        assert left == [e for e in night.ids() if e not in (leopard, tiger, boar)]
+        assert left == [e for e in night.ids() if e not in (leopard, tiger, boar, valley["event_id"])]
         assert problems.items == []
         page.screenshot(path=str(tmp_path / "verify.png"), full_page=True)
         page.close()

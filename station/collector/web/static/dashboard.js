@@ -309,7 +309,9 @@
     if (d.classification_status === "ok" && d.tag !== "unknown") {
       const confirm = el("button", { type: "button", class: "confirm", text: "Confirm",
                                      title: "the machine is right: " + machineSays(d) });
-      confirm.addEventListener("click", () => verify(card, d, d.tag, d.species));
+      // blank and unknown name no species (the machine may have kept the label it saw)
+      const named = d.tag === "blank" ? null : d.species;
+      confirm.addEventListener("click", () => verify(card, d, d.tag, named));
       actions.append(confirm);
     }
     const correct = el("button", { type: "button", class: "correct-open", text: "Correct…" });
