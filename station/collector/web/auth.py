@@ -104,9 +104,6 @@ class Tokens:
                 found, name = True, known_name
         return found, name
 
-    def valid(self, token: str) -> bool:
-        return self._match(token)[0]
-
     def viewer(self, authorization: str | None, *, public: bool, write: bool = False) -> Viewer:
         """Who sends ``authorization``: exact for a valid token (named if its line has a
         name); generalised for no token on a public collector when only reading. Raises
@@ -130,8 +127,3 @@ class Tokens:
                             "administrator gives each researcher who verifies a line 'NAME TOKEN' in "
                             "http.token_file")
         return Viewer(exact=True, name=name)
-
-    def exact_view(self, authorization: str | None, *, public: bool) -> bool:
-        """True for a valid token (exact coordinates), False for no token on a public
-        collector (generalised coordinates); raises as :meth:`viewer`."""
-        return self.viewer(authorization, public=public).exact
