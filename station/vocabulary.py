@@ -19,6 +19,11 @@ CLASSIFIER_TAGS = tuple(t for t in TAGS if t != UNKNOWN)
 """What a taxonomy may map a model's label to (``unknown`` is an outcome, not a label)."""
 ANIMAL_TAGS = ("leopard", "tiger", "prey", "other_animal")
 """Tags of animals (a species may be named)."""
+BLANK_FOLDER = "empty"
+"""A labelled picture folder (``station evaluate``, ``station train``, ``station export
+training-set``) holds one sub-folder per tag, named after it, but blank pictures go in this one."""
+SPECIES_FOLDER_TAG = "prey"
+"""The tag whose labelled pictures may also go in a folder per species: ``prey_<species>``."""
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Station, deployment, collector and MQTT client ids: 1-64 characters, letters, digits,

@@ -298,12 +298,40 @@ def test_the_upgrade_frees_stations_an_earlier_version_let_a_future_message_pin(
                   " %(f)s, %(f)s)", {"t": old._time(T0, "t"), "f": old._time(future, "f")})
     monkeypatch.setattr(dbmod, "discover", lambda: all_migrations)
     with Database.open(db_url) as new:
-        assert new.migrate() == [4, 5]
+        assert new.migrate() == [m.version for m in all_migrations[3:]]
         row = new.stations()[0]
         for key in ("status_since", "health_at", "last_seen", "last_detection_at"):
             assert row[key] < "2027", (key, row[key])
         new.store_batch([], [status("offline", "stopping", time.time(), time.time())], [])
         assert new.stations()[0]["status_state"] == "offline"
+
+
+def test_an_upgrade_to_verifications_keeps_every_detection_and_leaves_it_unverified(db_url, monkeypatch):
+    import station.collector.db as dbmod
+    all_migrations = dbmod.discover()
+    monkeypatch.setattr(dbmod, "discover", lambda: all_migrations[:5])
+    stored = [detection(T0), detection(T0 + 60, "prey", "deer")]
+    with Database.open(db_url) as old:
+        old.migrate()
+        old.store_batch(stored, [], [])
+        raw = "SELECT event_id, tag, species, confidence, start_time, payload FROM detections ORDER BY event_id"
+        before = [old._out(r, ("payload",)) for r in old._rows(raw)]
+    monkeypatch.setattr(dbmod, "discover", lambda: all_migrations)
+    with Database.open(db_url) as new:
+        assert new.migrate() == [6]
+        assert [new._out(r, ("payload",)) for r in new._rows(raw)] == before
+        assert [r["verification"] for r in new.query_detections()] == [None, None]
+        first = stored[0]["event_id"]
+        made = new.add_verification(first, "blank", None, "anna", at=T0 + 86400)
+        assert made == {"id": made["id"], "event_id": first, "tag": "blank", "species": None, "verified_by": "anna",
+                        "verified_at": "2026-11-26T18:02:11.400Z"}
+        again = new.add_verification(first, "leopard", "leopard", "boris", at=T0 + 2 * 86400)
+        assert again["id"] > made["id"] and new.verifications(first) == [made, again]
+        assert new.detection(first)["verification"] == {k: again[k] for k in ("id", "tag", "species",
+                                                                               "verified_by", "verified_at")}
+        assert new.detection(first)["tag"] == "leopard" and new.detection(first)["payload"] == stored[0]
+        with pytest.raises(StorageError, match="verification of event 'no-such-event'"):
+            new.add_verification("no-such-event", "blank", None, "anna")
 
 
 def test_counts_and_the_diel_chart_leave_out_a_detection_dated_9999(night):

@@ -263,6 +263,97 @@ def test_the_csv_has_one_row_per_event_and_the_same_privacy(network, tmp_path):
     assert restricted.exact and public.generalised == 3 == public.deployments
 
 
+# -- verified events ---------------------------------------------------------------------
+
+VERIFIED_AT = "2026-12-02T08:15:30.250Z"
+
+
+def _verify(database: Database, msgs: list[dict]) -> dict[str, tuple[str, str | None, str]]:
+    """Researchers' verdicts on five events, one changed twice: {event_id: (tag, species, by)} as current."""
+    verdicts = [(0, "leopard", "leopard", "anna"),          # confirmed
+                (1, "prey", "sika deer", "anna"),           # corrected ...
+                (1, "prey", "roe deer", "boris"),           # ... and corrected again: this one counts
+                (3, "other_animal", "brown bear", "anna"),  # the classifier failed
+                (7, "tiger", None, "anna"),                 # a tiger the machine called blank
+                (8, "blank", None, "boris")]                # a hare that was grass
+    current = {}
+    for k, tag, species, by in verdicts:
+        database.add_verification(msgs[k]["event_id"], tag, species, by, at=VERIFIED_AT)
+        current[msgs[k]["event_id"]] = (tag, species, by)
+    return current
+
+
+def test_a_verified_event_carries_the_researchers_classification_and_the_machines(network, tmp_path):
+    database, msgs = network
+    current = _verify(database, msgs)
+    summary = export_camtrap_dp(database, _cfg(), tmp_path, created=CREATED)
+    _valid(tmp_path)
+    assert summary.verified == 5 and "(5 verified by researchers)" in summary.line()
+    observations = _table(tmp_path, "observations.csv")
+    events = [o for o in observations if o["observationLevel"] == "event"]
+    assert [o["eventID"] for o in events] == [m["event_id"] for m in msgs]  # still one per event: counts add up
+    event = {o["eventID"]: o for o in events}
+    for event_id, (tag, _species, by) in current.items():
+        o = event[event_id]
+        assert (o["classificationMethod"], o["classifiedBy"], o["classificationTimestamp"]) == (
+            "human", by, "2026-12-02T08:15:30Z"), event_id
+        assert o["classificationProbability"] == "" and o["observationTags"].startswith(f"tag:{tag}")
+    boar, failed, blank, hare = (event[msgs[k]["event_id"]] for k in (1, 3, 7, 8))
+    assert (boar["observationType"], boar["scientificName"]) == ("animal", "Capreolus pygargus")
+    assert boar["observationTags"] == ("tag:prey|species:roe deer|verified:corrected|machine_tag:prey|"
+                                       "machine_species:boar|machine_label:wild boar|machine_probability:0.81|"
+                                       f"machine_classified_by:{MODEL['name']}")
+    assert "verified:confirmed" in event[msgs[0]["event_id"]]["observationTags"]
+    assert (failed["observationType"], failed["scientificName"]) == ("animal", "Ursus arctos")
+    assert "machine_tag:unclassified" in failed["observationTags"]
+    assert failed["observationComments"].startswith("classification failed")
+    assert (blank["observationType"], blank["scientificName"]) == ("animal", "Panthera tigris")
+    assert (hare["observationType"], hare["scientificName"]) == ("blank", "")
+    unverified = event[msgs[4]["event_id"]]
+    assert (unverified["classificationMethod"], unverified["classifiedBy"]) == ("machine", MODEL["name"])
+
+    # the deciding still: the machine's observation stays, the researcher's is beside it
+    stills: dict[str, list[dict]] = {}
+    for o in observations:
+        if o["observationLevel"] == "media":
+            stills.setdefault(o["eventID"], []).append(o)
+    machine, human = stills[msgs[1]["event_id"]]
+    assert machine["mediaID"] == human["mediaID"] and human["observationID"] == machine["mediaID"] + "-verified"
+    assert (machine["classificationMethod"], machine["scientificName"]) == ("machine", "Sus scrofa")
+    assert (human["classificationMethod"], human["classifiedBy"], human["scientificName"]) == (
+        "human", "boris", "Capreolus pygargus")
+    assert [human[k] for k in ("bboxX", "bboxY", "bboxWidth", "bboxHeight")] == \
+        [machine[k] for k in ("bboxX", "bboxY", "bboxWidth", "bboxHeight")] != ["", "", "", ""]
+    assert "box by the machine" in human["observationComments"]
+    grass = [o for o in stills[msgs[8]["event_id"]] if o["classificationMethod"] == "human"]
+    assert grass[0]["observationType"] == "blank" and grass[0]["bboxX"] == ""  # nothing to box
+    assert msgs[3]["event_id"] not in stills  # no still decided the failed event
+    assert len(stills[msgs[4]["event_id"]]) == 1  # unverified: the machine's alone
+
+    package = json.loads((tmp_path / "datapackage.json").read_text())
+    assert {"Capreolus pygargus", "Ursus arctos", "Sus scrofa"} <= {t["scientificName"] for t in package["taxonomic"]}
+    assert "5 of them verified by researchers" in package["description"]
+    assert _leaks(_all_text(tmp_path)) == []
+    export_camtrap_dp(database, _cfg(), tmp_path / "exact", exact=True, created=CREATED)
+    _valid(tmp_path / "exact")
+
+
+def test_the_csv_gains_the_verified_columns(network, tmp_path):
+    database, msgs = network
+    current = _verify(database, msgs)
+    summary = export_csv(database, _cfg(), tmp_path / "d.csv")
+    rows = {r["event_id"]: r for r in _table(tmp_path, "d.csv")}
+    assert summary.verified == 5 and _leaks((tmp_path / "d.csv").read_text(encoding="utf-8")) == []
+    for m in msgs:
+        row = rows[m["event_id"]]
+        tag, species, by = current.get(m["event_id"], ("", "", ""))
+        assert (row["verified_tag"], row["verified_species"], row["verified_by"]) == (tag, species or "", by)
+        assert row["verified_at"] == (VERIFIED_AT if tag else "")
+        assert (row["tag"], row["species"]) == (m["tag"], m["species"] or "")  # the machine's, as sent
+    boar = rows[msgs[1]["event_id"]]
+    assert (boar["scientific_name"], boar["verified_scientific_name"]) == ("Sus scrofa", "Capreolus pygargus")
+
+
 # -- selection and streaming ----------------------------------------------------------
 
 def test_one_station_and_a_time_window_can_be_exported(network, tmp_path):
@@ -390,7 +481,8 @@ def test_the_commands_in_docs_exports_md_work(sqlite_network, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     doc = (ROOT / "docs" / "exports.md").read_text(encoding="utf-8")
     lines = [line.split("#")[0] for block in re.findall(r"```sh\n(.*?)```", doc, re.S)
-             for line in block.splitlines() if line.startswith("station export")]
+             for line in block.splitlines() if line.startswith("station export")
+             and not line.startswith("station export training-set")]  # tests/test_collector_training_set.py
     assert len(lines) >= 6
     for line in lines:
         assert main(shlex.split(line)[1:]) == 0, line

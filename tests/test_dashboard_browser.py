@@ -172,3 +172,112 @@ def test_the_page_loads_nothing_from_outside(browser, tmp_path):
              ).read_text().split("chart.js ")[1].split()[0]
         page.close()
 
+
+
+# -- verifying and field accuracy --------------------------------------------------------
+
+MATRIX = """() => Object.fromEntries([...document.querySelectorAll('#confusion tbody tr')].map(row => [
+  row.dataset.machine, Object.fromEntries([...row.querySelectorAll('td')].map(td => [td.dataset.verified,
+                                                                                     Number(td.textContent)]))]))"""
+
+
+def card(event_id: str) -> str:
+    return f'#detections li[data-event-id="{event_id}"]'
+
+
+def test_a_researcher_verifies_events_and_sees_how_far_to_trust_the_tags(browser, tmp_path):
+    from tests.test_collector_verification import ANNA, ANNA_TOKEN, with_verifiers
+
+    with start_collector("sqlite:///collector.sqlite3", tmp_path) as c:
+        with_verifiers(c)
+        night = c.night
+        leopard, tiger, boar, deer = (night.detections[k]["event_id"] for k in (0, 1, 5, 6))
+        page, problems = open_dashboard(browser, c)
+        page.wait_for_selector("body[data-refreshes]")
+        # the public view: nothing to press, nothing verified yet
+        assert page.locator("#detections .actions").count() == 0
+        assert page.locator("#detections .verification.none").count() == len(night.detections)
+        assert page.is_visible("#confusion-empty")
+
+        page.fill("#token", ANNA_TOKEN)
+        page.click("#token-form button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#verify-hint').textContent.includes('Verifying as')")
+        assert ANNA in page.inner_text("#verify-hint")
+        page.wait_for_selector(f"{card(leopard)} button.confirm")
+
+        page.click(f"{card(leopard)} button.confirm")                   # the machine was right
+        page.wait_for_selector(f'{card(leopard)}[data-verified="leopard"]')
+        page.click(f"{card(boar)} button.correct-open")                 # it was a sika deer
+        page.select_option(f"{card(boar)} select.verify-tag", "prey")
+        page.fill(f"{card(boar)} input.verify-species", "Sika deer")
+        page.click(f"{card(boar)} button.save")
+        page.wait_for_selector(f'{card(boar)}[data-verified="prey"]')
+        page.click(f"{card(tiger)} button.blank")                       # only grass moving
+        page.wait_for_selector(f'{card(tiger)}[data-verified="blank"]')
+        assert "corrected: prey · sika deer" in page.inner_text(f"{card(boar)} .verification")
+        assert "confirmed: leopard" in page.inner_text(f"{card(leopard)} .verification")
+
+        stored = {e: [(v["tag"], v["species"], v["verified_by"]) for v in c.db.verifications(e)]
+                  for e in (leopard, tiger, boar)}
+        assert stored == {leopard: [("leopard", "leopard", ANNA)], tiger: [("blank", None, ANNA)],
+                          boar: [("prey", "sika deer", ANNA)]}
+        assert (c.db.detection(boar)["tag"], c.db.detection(boar)["species"]) == ("prey", "wild boar")
+
+        # the confusion panel shows what the API counts: 2 of 3 tags right, 1 of 2 species
+        page.wait_for_function("() => document.querySelector('#confusion-summary').textContent.includes('of 3')")
+        api = c.get("/api/verifications/confusion").json()
+        tags = api["tags"]
+        shown = page.evaluate(MATRIX)
+        assert {m: {v: n for v, n in row.items() if n} for m, row in shown.items() if any(row.values())} == {
+            tags[i]: {tags[j]: n for j, n in enumerate(row) if n}
+            for i, row in enumerate(api["overall"]["matrix"]) if any(row)}
+        # a square of the tags that occur on either side
+        assert list(shown) == ["leopard", "tiger", "prey", "blank"]
+        assert shown["tiger"] == {"leopard": 0, "tiger": 0, "prey": 0, "blank": 1}
+        assert shown["prey"]["prey"] == shown["leopard"]["leopard"] == 1 and not any(shown["blank"].values())
+        assert page.inner_text("#confusion-summary") == ("Machine tag right on 2 of 3 verified events (67 %) · "
+                                                         "species right on 1 of 2 (50 %)")
+        stations = dict(page.eval_on_selector_all("#confusion-stations tbody tr",
+                                                  "rows => rows.map(r => [r.dataset.station, "
+                                                  "r.querySelector('.accuracy').textContent])"))
+        assert stations == {"lazovsky-07": "2 (100 %)", "kedrovaya-01": "0 (0 %)"}
+        page.select_option("#confusion-station", "kedrovaya-01")
+        assert page.inner_text("#confusion-summary") == "Machine tag right on 0 of 1 verified events (0 %)"
+
+        # the machine's blank kept the label it saw as its species: confirming it names none
+        valley = sighting(0, 0, 5, "bars-03", "blank", "valley", datetime.now(ZoneInfo(ZONE)))
+        store_with_thumbnail(c.db, c.cfg.collector.thumbnails_dir, valley, night, thumbnail_jpeg(None, 1))
+        page.click(f"{card(valley['event_id'])} button.confirm")
+        page.wait_for_selector(f'{card(valley["event_id"])}[data-verified="blank"]')
+        assert [(v["tag"], v["species"]) for v in c.db.verifications(valley["event_id"])] == [("blank", None)]
+        page.select_option("#confusion-station", "")
+        page.wait_for_function("() => document.querySelector('#confusion-summary').textContent.includes('3 of 4')")
+
+        # a correction being typed survives the page's refreshes
+        page.click(f"{card(deer)} button.correct-open")
+        page.fill(f"{card(deer)} input.verify-species", "roe deer")
+        refreshes = int(page.get_attribute("body", "data-refreshes"))
+        page.wait_for_function(f"() => Number(document.body.dataset.refreshes) >= {refreshes + 2}")
+        assert page.input_value(f"{card(deer)} input.verify-species") == "roe deer"
+        page.click(f"{card(deer)} button.cancel")
+
+        # what is still to do
+        page.select_option("#filter-verified", "false")
+        page.wait_for_function(f"() => !document.querySelector('{card(leopard)}')")
+        left = [e for e, _ in page.evaluate(THUMBNAILS)]
+        assert left == [e for e in night.ids() if e not in (leopard, tiger, boar, valley["event_id"])]
+        assert problems.items == []
+        page.screenshot(path=str(tmp_path / "verify.png"), full_page=True)
+        page.close()
+
+
+def test_a_token_without_a_name_reads_but_offers_no_verifying(browser, tmp_path):
+    with start_collector("sqlite:///collector.sqlite3", tmp_path) as c:
+        page, problems = open_dashboard(browser, c)
+        page.fill("#token", TOKEN)
+        page.click("#token-form button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#verify-hint').textContent.includes('may not verify')")
+        page.wait_for_function("() => document.querySelector('#view-badge').textContent.includes('restricted')")
+        assert page.locator("#detections .actions").count() == 0
+        assert problems.items == []
+        page.close()

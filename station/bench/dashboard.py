@@ -2,7 +2,8 @@
 
 Figures, never assertions. Fills a database (SQLite in ``--dir``, or PostgreSQL in a
 fresh schema) with ``--rows`` real detection/1 payloads from 20 stations over about
-a year (``store_batch``, 5,000 per transaction; the fill rate is reported too), then
+a year (``store_batch``, 5,000 per transaction; the fill rate is reported too), one in
+:data:`VERIFIED_EVERY` of them verified by a researcher, then
 starts the collector's real HTTP server and times each request the dashboard makes,
 over HTTP from this process: median and p95 of ``--repeat`` calls, after one warm-up
 call. A SQLite file is kept in ``--dir`` for the next run (filling takes minutes).
@@ -24,6 +25,24 @@ from station.collector.db import Database
 from station.config.collector import parse_collector_config
 
 CHUNK = 5000
+VERIFIED_EVERY = 100
+"""One detection in this many carries a researcher's verification (a tenth of them corrected)."""
+
+
+def verify_some(db: Database) -> int:
+    """Verify one detection in VERIFIED_EVERY (oldest first), unless that was done: the
+    verifications the dashboard's field-accuracy panel and ``verified`` filter read."""
+    have = int(db._rows("SELECT COUNT(*) AS n FROM verifications")[0]["n"])
+    if have:
+        return 0
+    rows = [{"e": event_id, "t": "blank" if k % 10 == 0 else tag, "a": "2026-12-01T00:00:00.000Z"}
+            for k, (event_id, tag) in enumerate(
+                (r["event_id"], r["tag"]) for r in db._rows(
+                    "SELECT event_id, tag FROM detections ORDER BY start_time")[::VERIFIED_EVERY])]
+    with db._transaction():
+        db._exec_many("INSERT INTO verifications (event_id, tag, species, verified_by, verified_at)"
+                      " VALUES (%(e)s, %(t)s, NULL, 'bench', %(a)s)", rows)
+    return len(rows)
 
 
 def fill(url: str, rows: int) -> dict:
@@ -33,7 +52,7 @@ def fill(url: str, rows: int) -> dict:
         db.migrate()
         have = db.count_detections()
         if have >= rows:
-            return {"rows": have, "filled": 0, "seconds": 0.0}
+            return {"rows": have, "filled": 0, "seconds": 0.0, "verified": verify_some(db)}
         t0 = time.perf_counter()
         spacing = 365 * 86400 / rows
         done = have
@@ -44,10 +63,11 @@ def fill(url: str, rows: int) -> dict:
             done += n
             bar.advance(n)
         seconds = time.perf_counter() - t0
+        verified = verify_some(db)
         if db.dialect.name == "postgresql":
             db._exec("VACUUM ANALYZE")  # what autovacuum does soon after a bulk load
         return {"rows": done, "filled": done - have, "seconds": round(seconds, 1),
-                "rows_per_s": round((done - have) / seconds)}
+                "rows_per_s": round((done - have) / seconds), "verified": verified}
 
 
 REQUESTS = [
@@ -60,6 +80,9 @@ REQUESTS = [
     ("counts per species", "/api/species"),
     ("diel chart, leopard", "/api/diel?species=leopard"),
     ("diel chart, all species", "/api/diel"),
+    ("not yet verified, 24", "/api/detections?limit=24&verified=false"),
+    ("verified, 24", "/api/detections?limit=24&verified=true"),
+    ("field accuracy", "/api/verifications/confusion"),
     ("one detection", None),
 ]
 

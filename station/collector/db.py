@@ -627,11 +627,18 @@ class Database:
     # -- reading --------------------------------------------------------------------
 
     def _where(self, station: str | None, tag: str | None, species: str | None,
-               since: Any, until: Any, table: str = "", window: bool = False) -> tuple[str, dict[str, Any]]:
+               since: Any, until: Any, table: str = "", window: bool = False,
+               verified: bool | None = None) -> tuple[str, dict[str, Any]]:
         """WHERE for the filters; ``window``: only starts inside the plausible window (counts
-        and the diel chart, which cannot leave out single rows otherwise)."""
+        and the diel chart, which cannot leave out single rows otherwise); ``verified``: only
+        events a researcher has verified (True) or not (False)."""
         clauses, params = [], {}
         col = f"{table}." if table else ""
+        if verified:  # driven by the (few) verifications: the event_id index finds their rows
+            clauses.append(f"{col}event_id IN (SELECT vf.event_id FROM verifications vf)")
+        elif verified is not None:
+            clauses.append(f"NOT EXISTS (SELECT 1 FROM verifications vf WHERE vf.event_id = "
+                           f"{table or 'detections'}.event_id)")
         if window:
             since = times.EARLIEST if since is None else max(_utc(since, "since"), times.EARLIEST)
             until = times.LATEST if until is None else min(_utc(until, "until"), times.LATEST)
@@ -649,23 +656,32 @@ class Database:
 
     _COLUMNS = ("d.event_id, d.station_id, d.deployment_id, d.tag, d.species, d.label, d.confidence,"
                 " d.classification_status, d.start_time, d.end_time, d.latitude, d.longitude, d.model_name,"
-                " d.sent_at, d.received_at, d.payload, d.clock_skew_s, t.file AS thumbnail_file")
-    # A thumbnail counts only when the station that sent it sent the detection too.
-    _THUMB_JOIN = " LEFT JOIN thumbnails t ON t.event_id = d.event_id AND t.station_id = d.station_id"
+                " d.sent_at, d.received_at, d.payload, d.clock_skew_s, t.file AS thumbnail_file,"
+                " v.id AS v_id, v.tag AS v_tag, v.species AS v_species, v.verified_by AS v_by,"
+                " v.verified_at AS v_at")
+    # A thumbnail counts only when the station that sent it sent the detection too; an
+    # event's verification is its latest (the highest id).
+    _THUMB_JOIN = (" LEFT JOIN thumbnails t ON t.event_id = d.event_id AND t.station_id = d.station_id"
+                   " LEFT JOIN verifications v ON v.id = (SELECT MAX(vm.id) FROM verifications vm"
+                   " WHERE vm.event_id = d.event_id)")
+    _VERIFICATION = ("id", "tag", "species", "verified_by", "verified_at")
 
     def _detection_out(self, row: dict[str, Any]) -> dict[str, Any]:
         row = self._out(row, ("payload",))
         row["has_thumbnail"] = row.pop("thumbnail_file") is not None
+        current = [row.pop(k) for k in ("v_id", "v_tag", "v_species", "v_by", "v_at")]
+        row["verification"] = None if current[0] is None else dict(zip(self._VERIFICATION, current))
         return row
 
     def query_detections(self, station: str | None = None, tag: str | None = None, species: str | None = None,
                          since: str | float | datetime | None = None, until: str | float | datetime | None = None,
-                         limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+                         limit: int = 100, offset: int = 0, verified: bool | None = None) -> list[dict[str, Any]]:
         """Detections newest first (by start), ``since <= start < until``; each row has the
-        filter columns, the whole ``payload`` and ``has_thumbnail``."""
+        filter columns, the whole ``payload``, ``has_thumbnail`` and ``verification`` (the
+        current one: id, tag, species, verified_by, verified_at; None if not verified)."""
         if not 1 <= limit <= MAX_LIMIT or offset < 0:
             raise StorageError(f"limit must be 1..{MAX_LIMIT} and offset >= 0 (got {limit}, {offset})")
-        where, params = self._where(station, tag, species, since, until, table="d")
+        where, params = self._where(station, tag, species, since, until, table="d", verified=verified)
         rows = self._rows(
             f"SELECT {self._COLUMNS} FROM detections d{self._THUMB_JOIN}"
             f"{where} ORDER BY d.start_time DESC, d.event_id DESC"
@@ -674,10 +690,11 @@ class Database:
 
     def count_detections(self, station: str | None = None, tag: str | None = None, species: str | None = None,
                          since: str | float | datetime | None = None,
-                         until: str | float | datetime | None = None, cap: int | None = None) -> int:
+                         until: str | float | datetime | None = None, cap: int | None = None,
+                         verified: bool | None = None) -> int:
         """How many detections match; with ``cap``, counting stops after ``cap + 1`` (a page
         header needs "more than 10,000", not a full scan of a million rows)."""
-        where, params = self._where(station, tag, species, since, until)
+        where, params = self._where(station, tag, species, since, until, verified=verified)
         if cap is None:
             return int(self._rows(f"SELECT COUNT(*) AS n FROM detections{where}", params)[0]["n"])
         return int(self._rows(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM detections{where}"
@@ -689,10 +706,11 @@ class Database:
         return self._detection_out(rows[0]) if rows else None
 
     def iter_detections(self, station: str | None = None, since: str | float | datetime | None = None,
-                        until: str | float | datetime | None = None, page: int = 1000) -> Iterator[dict[str, Any]]:
+                        until: str | float | datetime | None = None, page: int = 1000,
+                        verified: bool | None = None) -> Iterator[dict[str, Any]]:
         """Every detection (oldest first) in pages of ``page`` rows, for exports: keyset
         pagination, so memory stays flat however many there are."""
-        where, params = self._where(station, None, None, since, until, table="d")
+        where, params = self._where(station, None, None, since, until, table="d", verified=verified)
         after: tuple[Any, str] | None = None
         while True:
             clause = where
@@ -732,13 +750,17 @@ class Database:
         return [self._out(r, ("health",)) for r in rows]
 
     def stations_with_tags(self, tags: Sequence[str]) -> set[str]:
-        """Stations that have recorded any of ``tags`` (for location privacy)."""
+        """Stations that have recorded any of ``tags`` (for location privacy): by the machine's
+        tag or by any researcher's verification, ever (a correction never makes a station
+        exact again: its generalised position was public)."""
         if not tags:
             return set()
         names = {f"t{i}": t for i, t in enumerate(tags)}
         marks = ", ".join(f"%({k})s" for k in names)
         return {r["station_id"] for r in self._rows(
-            f"SELECT DISTINCT station_id FROM detections WHERE tag IN ({marks})", names)}
+            f"SELECT DISTINCT station_id FROM detections WHERE tag IN ({marks})"
+            f" UNION SELECT DISTINCT d.station_id FROM verifications v JOIN detections d ON d.event_id = v.event_id"
+            f" WHERE v.tag IN ({marks})", names)}
 
     def count_outside_window(self, station: str | None = None, species: str | None = None,
                              since: str | float | datetime | None = None,
@@ -835,6 +857,47 @@ class Database:
                     local_hour[h] = utc.astimezone(zone).hour
                 out.setdefault(r["species"], [0] * 24)[local_hour[h]] += int(r["n"])
         return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
+
+    # -- verifications (station.collector.verification) ---------------------------------
+
+    def add_verification(self, event_id: str, tag: str, species: str | None, verified_by: str,
+                         at: str | float | datetime | None = None) -> dict[str, Any]:
+        """Record a researcher's verification of a stored event (appended: the earlier ones
+        stay, as its history) and return it: id, event_id, tag, species, verified_by,
+        verified_at. The machine's classification is left as it is. Checking the values is
+        the caller's (:func:`station.collector.verification.parse`); an unknown event is a
+        :class:`StorageError`."""
+        when = self._time(datetime.now(timezone.utc) if at is None else at, "verified_at")
+        try:
+            with self._transaction():
+                row = self._exec("INSERT INTO verifications (event_id, tag, species, verified_by, verified_at)"
+                                 " VALUES (%(e)s, %(t)s, %(s)s, %(b)s, %(a)s) RETURNING id",
+                                 {"e": event_id, "t": tag, "s": species, "b": verified_by, "a": when}).fetchone()
+        except self._errors as exc:
+            raise StorageError(f"verification of event {event_id!r}: {_reason(exc)}",
+                               transient=not isinstance(exc, self._data_errors)) from None
+        return self._out({"id": int(row[0]), "event_id": event_id, "tag": tag, "species": species,
+                          "verified_by": verified_by, "verified_at": when})
+
+    def verifications(self, event_id: str) -> list[dict[str, Any]]:
+        """Every verification of an event, oldest first (the last is the current one)."""
+        return [self._out(r) for r in self._rows(
+            "SELECT id, event_id, tag, species, verified_by, verified_at FROM verifications"
+            " WHERE event_id = %(e)s ORDER BY id", {"e": event_id})]
+
+    def verified_pairs(self, station: str | None = None, since: str | float | datetime | None = None,
+                       until: str | float | datetime | None = None) -> list[dict[str, Any]]:
+        """Verified events counted by station, machine tag, verified tag and whether the
+        species agree (``species_agree``: 1, 0, or None when the verification names none):
+        the input of :func:`station.collector.verification.confusion`."""
+        where, params = self._where(station, None, None, since, until, table="d")
+        latest = "v.id = (SELECT MAX(vm.id) FROM verifications vm WHERE vm.event_id = v.event_id)"
+        where = (where + " AND " if where else " WHERE ") + latest
+        agree = ("CASE WHEN v.species IS NULL THEN NULL WHEN lower(d.species) = v.species THEN 1 ELSE 0 END")
+        return self._rows(f"SELECT d.station_id, d.tag AS machine, v.tag AS verified, {agree} AS species_agree,"
+                          f" COUNT(*) AS n FROM verifications v JOIN detections d ON d.event_id = v.event_id{where}"
+                          f" GROUP BY d.station_id, d.tag, v.tag, {agree}"
+                          " ORDER BY d.station_id", params)
 
     # -- outbound feeds (station.collector.outbound) -----------------------------------
 

@@ -14,7 +14,13 @@ renamed at the end, so a failed export leaves no half-written package.
 Camtrap DP mapping (https://camtrap-dp.tdwg.org, version 1.0.2): one event-level
 observation per detection (eventID = event_id), plus a media-level observation of the
 still that decided the tag, carrying the bounding box (Camtrap DP measures boxes in the
-media file named by ``mediaID``, which event-level rows do not have). One media row per
+media file named by ``mediaID``, which event-level rows do not have). A verified event's
+event-level observation is the researcher's (``classificationMethod`` human,
+``classifiedBy`` the verifier: Camtrap DP's fields hold the most recent classification,
+and event-level rows must not overlap), with the machine's answer in its
+``observationTags``; the machine's media-level observation stays, and a second one of the
+same still carries the researcher's classification (media-level observations may
+overlap: Camtrap DP allows several classifications of one file). One media row per
 still listed in the detection, with ``filePath`` relative to the station's data
 directory (``events/<event_id>/NNN.jpg``) and ``filePublic`` false: the stills stay on
 the station. Times are whole seconds in UTC (the profile's ``%Y-%m-%dT%H:%M:%S%z``);
@@ -46,7 +52,7 @@ from station.collector.privacy import Location, LocationPolicy
 from station.collector.stored import Skipped, detection_problem
 from station.collector.taxa import Taxon, taxon_for
 from station.config.collector import CollectorConfig
-from station.vocabulary import ANIMAL_TAGS, TAGS
+from station.vocabulary import ANIMAL_TAGS, BLANK, TAGS, UNKNOWN
 
 OBSERVATION_TYPES = {tag: "animal" if tag in ANIMAL_TAGS else tag for tag in TAGS}
 """Camtrap DP observationType of each tag: the animals are "animal"; human, vehicle, blank
@@ -69,7 +75,8 @@ CSV_FIELDS = ("event_id", "station_id", "deployment_id", "start_utc", "end_utc",
               "tag", "species", "scientific_name", "label", "confidence", "classification_status",
               "classification_error", "model", "frames", "best_frame", "best_box_x", "best_box_y", "best_box_w",
               "best_box_h", "latitude", "longitude", "coordinate_uncertainty_m", "location_generalised",
-              "camera_height_m", "camera_heading_deg", "camera_tilt_deg", "thumbnail", "sent_at", "received_at")
+              "camera_height_m", "camera_heading_deg", "camera_tilt_deg", "thumbnail", "sent_at", "received_at",
+              "verified_tag", "verified_species", "verified_scientific_name", "verified_by", "verified_at")
 
 
 class ExportError(RuntimeError):
@@ -94,6 +101,7 @@ class ExportSummary:
     exact: bool = False
     skipped: int = 0             # stored detections left out: they break the feed's rules
     skipped_rows: tuple[tuple[str, str], ...] = ()  # (event id, why), the first 1000 of them
+    verified: int = 0            # detections a researcher verified
 
     def warnings(self) -> list[str]:
         """One line per skipped detection (the first 1000), naming its event id and why."""
@@ -113,6 +121,8 @@ class ExportSummary:
         counts = (f"{self.detections} detections, {self.deployments} deployments, {self.media} media, "
                   f"{self.observations} observations" if self.media or self.observations
                   else f"{self.detections} detections")
+        if self.verified:
+            counts += f" ({self.verified} verified by researchers)"
         skipped = (f"; {self.skipped} detection(s) skipped: they break the feed's rules (see the warnings)"
                    if self.skipped else "")
         return f"{self.path}: {counts}; {what}{skipped}"
@@ -252,8 +262,12 @@ class _Taxa:
             self.entries.setdefault(taxon.scientific_name, taxon.as_camtrap_dp())
 
 
+def _failed(p: dict[str, Any]) -> str:
+    return f"classification failed: {p.get('classification_error') or 'unknown error'}"
+
+
 def _observation(p: dict[str, Any], deployment_id: str, taxon: Taxon | None, **values: Any) -> dict[str, Any]:
-    """The classification part of an observation row, shared by both levels."""
+    """The machine's classification part of an observation row, shared by both levels."""
     ok = p.get("classification_status") == "ok"
     tag = p.get("tag")
     tags = [f"tag:{tag}"] + [f"{k}:{_tag_value(p[k])}" for k in ("species", "label") if ok and p.get(k)]
@@ -265,16 +279,58 @@ def _observation(p: dict[str, Any], deployment_id: str, taxon: Taxon | None, **v
         row.update(classificationMethod="machine", classifiedBy=(p.get("model") or {}).get("name"),
                    classificationProbability=p.get("confidence"))
     else:
-        row["observationComments"] = f"classification failed: {p.get('classification_error') or 'unknown error'}"
+        row["observationComments"] = _failed(p)
     row.update(values)
     return row
 
 
-def _rows_of(p: dict[str, Any], deployment_id: str) -> tuple[list[dict], list[dict], Taxon | None]:
-    """Media rows, observation rows and the taxon of one detection/1 payload."""
+def verified_taxon(v: dict[str, Any]) -> Taxon | None:
+    """The taxon of a researcher's verification: by its species, else by its tag (a leopard
+    or tiger needs no species named); never by the machine's label."""
+    return taxon_for(v.get("tag"), v.get("species"), v.get("tag"))
+
+
+def confirmed(p: dict[str, Any], v: dict[str, Any]) -> bool:
+    """The researcher agreed with the machine: the same tag, and the same species if one was named."""
+    if p.get("classification_status") != "ok" or v["tag"] != p.get("tag"):
+        return False
+    return v.get("species") is None or v["species"] == (p.get("species") or "").lower()
+
+
+def _human_observation(p: dict[str, Any], v: dict[str, Any], deployment_id: str, taxon: Taxon | None,
+                       **values: Any) -> dict[str, Any]:
+    """A researcher's classification of an event or of its deciding still: the verified tag and
+    species, who and when; the machine's answer in ``observationTags`` (machine_*)."""
+    ok = p.get("classification_status") == "ok"
+    tags = [f"tag:{v['tag']}"] + ([f"species:{_tag_value(v['species'])}"] if v.get("species") else [])
+    tags.append(f"verified:{'confirmed' if confirmed(p, v) else 'corrected'}")
+    tags.append(f"machine_tag:{p.get('tag') if ok else 'unclassified'}")
+    if ok:
+        tags += [f"machine_{k}:{_tag_value(str(p[k]))}" for k in ("species", "label") if p.get(k)]
+        if p.get("confidence") is not None:
+            tags.append(f"machine_probability:{p['confidence']}")
+        model = (p.get("model") or {}).get("name")
+        if model:
+            tags.append(f"machine_classified_by:{_tag_value(model)}")
+    row = {"deploymentID": deployment_id, "eventID": p.get("event_id"),
+           "observationType": OBSERVATION_TYPES.get(v["tag"], "unknown"),
+           "scientificName": taxon.scientific_name if taxon else None,
+           "classificationMethod": "human", "classifiedBy": v["verified_by"],
+           "classificationTimestamp": _dp_time(_second(_time(v["verified_at"]))),
+           "observationTags": "|".join(dict.fromkeys(tags)),
+           "observationComments": None if ok else _failed(p)}
+    row.update(values)
+    return row
+
+
+def _rows_of(p: dict[str, Any], deployment_id: str,
+             verification: dict[str, Any] | None = None) -> tuple[list[dict], list[dict], list[Taxon]]:
+    """Media rows, observation rows and the taxa of one detection/1 payload (and the
+    current verification of its event, if any)."""
     event_id = p["event_id"]
     ok = p.get("classification_status") == "ok"
     taxon = taxon_for(p.get("tag"), p.get("species"), p.get("label")) if ok else None
+    human = verified_taxon(verification) if verification else None
     start, end = _second(_time(p["start"])), _second(_time(p["end"]), up=True)
     media, by_index = [], {}
     for frame in p.get("frames") or []:
@@ -286,18 +342,29 @@ def _rows_of(p: dict[str, Any], deployment_id: str) -> tuple[list[dict], list[di
                       "timestamp": when, "filePath": f"events/{event_id}/{name}", "filePublic": False,
                       "fileName": name, "fileMediatype": "image/jpeg",
                       "mediaComments": "pre-trigger still" if frame.get("pre_trigger") else None})
-    observations = [_observation(p, deployment_id, taxon, observationID=event_id, eventStart=_dp_time(start),
-                                 eventEnd=_dp_time(end), observationLevel="event")]
+    event = {"observationID": event_id, "eventStart": _dp_time(start), "eventEnd": _dp_time(end),
+             "observationLevel": "event"}
+    observations = [_human_observation(p, verification, deployment_id, human, **event) if verification
+                    else _observation(p, deployment_id, taxon, **event)]
     best = p.get("best_frame")
-    if ok and best in by_index:
+    if best in by_index:
         media_id, when = by_index[best]
         box = p.get("best_box") or None
         bbox = {}
         if box and len(box) == 4 and box[2] > 0 and box[3] > 0:
             bbox = {"bboxX": box[0], "bboxY": box[1], "bboxWidth": box[2], "bboxHeight": box[3]}
-        observations.append(_observation(p, deployment_id, taxon, observationID=media_id, mediaID=media_id,
-                                         eventStart=when, eventEnd=when, observationLevel="media", **bbox))
-    return media, observations, taxon
+        still = {"mediaID": media_id, "eventStart": when, "eventEnd": when, "observationLevel": "media"}
+        if ok:
+            observations.append(_observation(p, deployment_id, taxon, observationID=media_id, **still, **bbox))
+        if verification:
+            # The machine's box, with the researcher's word on what is in it (no box for "nothing").
+            boxed = bbox if bbox and verification["tag"] not in (BLANK, UNKNOWN) else {}
+            row = _human_observation(p, verification, deployment_id, human, observationID=f"{media_id}-verified",
+                                     **still, **boxed)
+            if boxed:
+                row["observationComments"] = "bounding box by the machine, classification by a researcher"
+            observations.append(row)
+    return media, observations, [t for t in (taxon, human) if t is not None]
 
 
 def _write(writer: csv.DictWriter, row: dict[str, Any]) -> None:
@@ -328,7 +395,7 @@ def _spatial(points: list[tuple[float, float]]) -> dict[str, Any]:
 
 
 def _descriptor(cfg: CollectorConfig, deployments: list[dict], taxa: _Taxa, media_level: bool,
-                precision: float | None, created: datetime) -> dict[str, Any]:
+                precision: float | None, created: datetime, verified: int = 0) -> dict[str, Any]:
     project = cfg.project
     contributors = [c.model_dump(exclude_none=True) for c in project.contributors]
     if project.rights_holder and not any(c.get("role") == "rightsHolder" for c in contributors):
@@ -345,7 +412,10 @@ def _descriptor(cfg: CollectorConfig, deployments: list[dict], taxa: _Taxa, medi
         "created": _dp_time(created),
         "title": project.title,
         "description": (f"Machine-classified camera-trap events from {len(stations)} station(s) "
-                        f"({', '.join(stations)}), exported by the camtrap-station collector.{privacy}"),
+                        f"({', '.join(stations)}), exported by the camtrap-station collector."
+                        + (f" {verified} of them verified by researchers (classificationMethod human; the "
+                           "machine's answer is in their observationTags)." if verified else "")
+                        + privacy),
         "contributors": contributors,
         "sources": [{"title": "camtrap-station collector", "version": __version__}],
         "licenses": [{"name": project.data_license, "scope": "data"},
@@ -383,6 +453,7 @@ def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exa
     taxa = _Taxa()
     detections = media_count = obs_count = 0
     media_level = False
+    verified = 0
     with _Files(targets, private=exact) as (dep_file, media_file, obs_file, package_file):
         media_w = csv.DictWriter(media_file, MEDIA_FIELDS, lineterminator="\n")
         obs_w = csv.DictWriter(obs_file, OBSERVATION_FIELDS, lineterminator="\n")
@@ -403,14 +474,16 @@ def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exa
                                                       row.get("longitude"), loc.get("coordinate_uncertainty_m"),
                                                       dict(p.get("camera") or {}), start, end)
             d.start, d.end, d.events = min(d.start, start), max(d.end, end), d.events + 1
-            media, observations, taxon = _rows_of(p, dep_id)
+            media, observations, found = _rows_of(p, dep_id, row.get("verification"))
             for m in media:
                 _write(media_w, m)
             for o in observations:
                 _write(obs_w, o)
                 media_level = media_level or o["observationLevel"] == "media"
-            taxa.add(taxon)
+            for taxon in found:
+                taxa.add(taxon)
             detections += 1
+            verified += row.get("verification") is not None
             media_count += len(media)
             obs_count += len(observations)
         if not detections:
@@ -430,12 +503,12 @@ def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exa
             _write(dep_w, r)
         precision = policy.coordinate_precision(generalised)
         descriptor = _descriptor(cfg, dep_rows, taxa, media_level, precision,
-                                 created or datetime.now(timezone.utc))
+                                 created or datetime.now(timezone.utc), verified)
         json.dump(descriptor, package_file, indent=1, ensure_ascii=False)
         package_file.write("\n")
     return ExportSummary(out, tuple(targets), detections, len(dep_rows), media_count, obs_count,
                          sum(generalised), precision, tuple(sorted(taxa.entries)), exact,
-                         skipped.count, tuple(skipped.rows))
+                         skipped.count, tuple(skipped.rows), verified)
 
 
 # -- plain CSV ------------------------------------------------------------------------
@@ -458,6 +531,8 @@ def _csv_rows(db: Any, cfg: CollectorConfig, exact: bool, station: str | None, s
         box = p.get("best_box") or [None] * 4
         camera = p.get("camera") or {}
         start = _time(p["start"])
+        v = row.get("verification") or {}
+        human = verified_taxon(v) if v else None
         yield {"event_id": p["event_id"], "station_id": row["station_id"], "deployment_id": row["deployment_id"],
                "start_utc": p["start"], "end_utc": p["end"],
                "start_local": start.astimezone(zone).isoformat(timespec="milliseconds"),
@@ -472,7 +547,10 @@ def _csv_rows(db: Any, cfg: CollectorConfig, exact: bool, station: str | None, s
                "location_generalised": view["location_generalised"],
                "camera_height_m": camera.get("height_m"), "camera_heading_deg": camera.get("heading_deg"),
                "camera_tilt_deg": camera.get("tilt_deg"), "thumbnail": row.get("has_thumbnail"),
-               "sent_at": row.get("sent_at"), "received_at": row.get("received_at")}
+               "sent_at": row.get("sent_at"), "received_at": row.get("received_at"),
+               "verified_tag": v.get("tag"), "verified_species": v.get("species"),
+               "verified_scientific_name": human.scientific_name if human else None,
+               "verified_by": v.get("verified_by"), "verified_at": v.get("verified_at")}
 
 
 def export_csv(db: Any, cfg: CollectorConfig, out_file_or_dir: str | Path, *, exact: bool = False,
@@ -487,15 +565,16 @@ def export_csv(db: Any, cfg: CollectorConfig, out_file_or_dir: str | Path, *, ex
         _prepare_dir(target.parent if str(target.parent) else Path("."), private=exact)
     seen: dict[str, bool] = {}
     skipped = Skipped()
-    count = 0
+    count = verified = 0
     with _Files([target], private=exact) as (handle,):
         writer = csv.DictWriter(handle, CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in _csv_rows(db, cfg, exact, station, since, until, page, seen, skipped):
             _write(writer, row)
             count += 1
+            verified += row["verified_tag"] is not None
     generalised = sum(seen.values())
     precision = LocationPolicy(cfg.privacy).coordinate_precision(seen.values())
     return ExportSummary(target, (target,), count, deployments=len(seen), generalised=generalised,
-                         coordinate_precision=precision, exact=exact, skipped=skipped.count,
+                         coordinate_precision=precision, exact=exact, skipped=skipped.count, verified=verified,
                          skipped_rows=tuple(skipped.rows))

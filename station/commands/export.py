@@ -1,5 +1,6 @@
-"""``station export camtrap-dp|csv|validate``: the collector's detections as a Camera Trap
-Data Package or a CSV file (:mod:`station.collector.export`)."""
+"""``station export camtrap-dp|csv|validate|training-set``: the collector's detections as a
+Camera Trap Data Package or a CSV file (:mod:`station.collector.export`), and the verified
+ones as labelled pictures for ``station train`` (:mod:`station.collector.training_set`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         xp.add_argument("--since", help="only events starting at or after T (RFC 3339, e.g. 2026-11-01T00:00:00Z)")
         xp.add_argument("--until", help="only events starting before T")
         xp.set_defaults(func=cmd_export)
+    xt = xsub.add_parser("training-set", help="write the verified events' pictures as DIR/<tag>/ for station train")
+    xt.add_argument("--config", required=True, type=Path, help="collector TOML file")
+    xt.add_argument("--out", required=True, type=Path,
+                    help="folder for <tag>/<event_id>.jpg and training-set.csv (new, empty, or an earlier set)")
+    xt.add_argument("--station", help="only this station id")
+    xt.add_argument("--since", help="only events starting at or after T (RFC 3339, e.g. 2026-11-01T00:00:00Z)")
+    xt.add_argument("--until", help="only events starting before T")
+    xt.set_defaults(func=cmd_training_set)
     xv = xsub.add_parser("validate", help="check a Camtrap DP package offline (frictionless)")
     xv.add_argument("package", type=Path, help="package folder or its datapackage.json")
     xv.set_defaults(func=cmd_validate)
@@ -69,6 +78,40 @@ def cmd_export(args: argparse.Namespace) -> int:
             export = export_camtrap_dp if args.export_command == "camtrap-dp" else export_csv
             summary = export(db, cfg, args.out, exact=args.exact, station=args.station,
                              since=args.since, until=args.until)
+    except StorageError as exc:
+        print(f"{prog}: database: {exc}", file=sys.stderr)
+        return 2
+    except NothingToExport as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except ExportError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    for warning in summary.warnings():
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
+    print(summary.line())
+    return 0
+
+
+def cmd_training_set(args: argparse.Namespace) -> int:
+    from station.collector.db import Database, StorageError
+    from station.collector.export import ExportError, NothingToExport
+    from station.collector.training_set import export_training_set
+    from station.config.collector import load_collector_config
+    from station.progress import progress
+
+    prog = "station export training-set"
+    try:
+        cfg = load_collector_config(args.config)
+    except ConfigError as exc:
+        print(f"{prog}: {exc.source}: {'; '.join(exc.problems)}", file=sys.stderr)
+        return 2
+    try:
+        with Database.open(cfg.collector.sqlite_resolved_url()) as db:
+            db.migrate()
+            with progress("training set", unit="event") as bar:
+                summary = export_training_set(db, cfg, args.out, station=args.station, since=args.since,
+                                              until=args.until, progress=bar)
     except StorageError as exc:
         print(f"{prog}: database: {exc}", file=sys.stderr)
         return 2

@@ -88,7 +88,8 @@ class HttpSection(Section):
     port: int = Field(default=8080, ge=0, le=65535)
     """0: any free port (the log says which)."""
     token_file: PathValue | None = None
-    """Bearer tokens (one per line, '#' comments) that unlock exact coordinates."""
+    """Bearer tokens (one per line, '#' comments) that unlock exact coordinates; a line
+    ``NAME TOKEN`` also lets that researcher verify events (recorded as NAME)."""
     public: bool = True
     """false: every request needs a token (the dashboard asks for one)."""
     timezone: str = "UTC"

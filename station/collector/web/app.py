@@ -1,12 +1,16 @@
-"""The collector's HTTP app: a read-only JSON API and the researchers' dashboard.
+"""The collector's HTTP app: a JSON API and the researchers' dashboard.
 
     app = create_app(cfg, stats=ingest.stats)   # Starlette (ASGI); HttpServer runs it
 
-Every route answers GET (and HEAD) only. Without a token a view is public: stations
-are generalised as ``[privacy]`` says; a valid ``Authorization: Bearer TOKEN`` gives the
-exact view; a wrong token is refused (401) rather than quietly served the public view,
-and with ``[http] public = false`` every API request needs one. Routes and parameters:
-docs/collector-api.md (and ``/api/openapi.json``).
+Every route answers GET (and HEAD); one also takes POST: a researcher's verification of an
+event (``/api/detections/{event_id}/verifications``), which needs a named token
+(:mod:`station.collector.web.auth`) and a JSON body. Without a token a view is public:
+stations are generalised as ``[privacy]`` says; a valid ``Authorization: Bearer TOKEN``
+gives the exact view; a wrong token is refused (401) rather than quietly served the
+public view, and with ``[http] public = false`` every API request needs one. The token
+travels in a header, never in a cookie, so another site cannot make a browser send it
+(no CSRF); no CORS header is ever sent. Routes and parameters: docs/collector-api.md
+(and ``/api/openapi.json``).
 
 A stored row that breaks the feed's rules (:mod:`station.collector.stored`) never breaks
 an answer: it is left out and named (``skipped``), and asked for alone it is a 422.
@@ -21,8 +25,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
+from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -32,12 +38,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from station.collector import verification
 from station.collector.db import MAX_LIMIT, Database, StorageError
 from station.collector.privacy import LocationPolicy
 from station.collector.stored import Skipped, detection_problem, station_row
 from station.collector.thumbnails import clean_jpeg
 from station.collector.web import params as p
-from station.collector.web.auth import TokenFileError, Tokens, Unauthorized
+from station.collector.web.auth import Forbidden, TokenFileError, Tokens, Unauthorized, Viewer
 from station.collector.web.databases import Databases
 from station.collector.web.openapi import openapi
 from station.collector.web.views import detection_item, station_item
@@ -106,12 +113,35 @@ class _Api:
         self.thumbnails_dir = cfg.collector.thumbnails_dir.absolute()
         self._reported: set[str] = set()  # stored rows left out, already logged
 
+    def _answer(self, request: Request, work: Callable[[], Response]) -> Response:
+        """``work()``, with every error it raises turned into a JSON answer."""
+        try:
+            return work()
+        except Unauthorized as exc:
+            challenge = 'Bearer realm="camtrap-collector"' + (f', error="{exc.error}"' if exc.error else "")
+            return _error(401, str(exc), {"WWW-Authenticate": challenge})
+        except Forbidden as exc:
+            return _error(403, str(exc))
+        except p.BadParameter as exc:
+            return _error(400, str(exc), parameter=exc.parameter)
+        except verification.BadVerification as exc:
+            return _error(400, str(exc), field=exc.field)
+        except TokenFileError as exc:
+            log.error("cannot check tokens", error=str(exc))
+            return _error(503, "tokens cannot be checked right now; the collector's log says why")
+        except StorageError as exc:
+            log.error("database unavailable to the API", path=request.url.path, error=str(exc))
+            return _error(503, f"database unavailable: {exc}")
+
+    def _viewer(self, request: Request, write: bool = False) -> Viewer:
+        return self.tokens.viewer(request.headers.get("authorization"), public=self.cfg.http.public, write=write)
+
     def guarded(self, handler: Callable[[Request, Database, bool], Response]) -> Callable[[Request], Response]:
-        """A handler behind the token check, with a database; errors become JSON answers."""
+        """A reading handler behind the token check, with a database; errors become JSON answers."""
         @functools.wraps(handler)
         def endpoint(request: Request) -> Response:
-            try:
-                exact = self.tokens.exact_view(request.headers.get("authorization"), public=self.cfg.http.public)
+            def work() -> Response:
+                exact = self._viewer(request).exact
                 try:
                     with self.databases.connection() as db:
                         return handler(request, db, exact)
@@ -119,20 +149,10 @@ class _Api:
                     if not self.databases.pooled:
                         raise
                 # A pooled connection may have died with its server (a restart): once more, on a
-                # new one. Safe: every route only reads.
+                # new one. Safe: these handlers only read.
                 with self.databases.connection() as db:
                     return handler(request, db, exact)
-            except Unauthorized as exc:
-                challenge = 'Bearer realm="camtrap-collector"' + (f', error="{exc.error}"' if exc.error else "")
-                return _error(401, str(exc), {"WWW-Authenticate": challenge})
-            except p.BadParameter as exc:
-                return _error(400, str(exc), parameter=exc.parameter)
-            except TokenFileError as exc:
-                log.error("cannot check tokens", error=str(exc))
-                return _error(503, "tokens cannot be checked right now; the collector's log says why")
-            except StorageError as exc:
-                log.error("database unavailable to the API", path=request.url.path, error=str(exc))
-                return _error(503, f"database unavailable: {exc}")
+            return self._answer(request, work)
         return endpoint
 
     def _sensitive(self, db: Database, exact: bool) -> set[str] | None:
@@ -159,7 +179,8 @@ class _Api:
 
     # -- routes ---------------------------------------------------------------------
 
-    DETECTION_FILTERS = {"station": p.text, "tag": p.tag, "species": p.text, "since": p.time, "until": p.time}
+    DETECTION_FILTERS = {"station": p.text, "tag": p.tag, "species": p.text, "since": p.time, "until": p.time,
+                         "verified": p.boolean}
 
     def detections(self, request: Request, db: Database, exact: bool) -> Response:
         q = p.parse(request.query_params, self.DETECTION_FILTERS | {"limit": p.integer(1, MAX_LIMIT),
@@ -197,6 +218,76 @@ class _Api:
                                f"of the API and exports ({why})", event_id=event_id)
         item = detection_item(row, self.policy, exact=exact, sensitive=self._sensitive(db, exact))
         return JSONResponse({**self._privacy(exact), "item": item})
+
+    def _stored_detection(self, db: Database, event_id: str) -> Response | dict[str, Any]:
+        """The stored detection ``event_id``, or the 404/422 answer that says why not."""
+        row = db.detection(event_id) if len(event_id) <= 64 else None
+        if row is None:
+            return _error(404, f"no detection with event_id {event_id[:64]!r}")
+        problem = detection_problem(row)
+        if problem is not None:
+            return _error(422, f"detection {event_id} is stored but breaks the feed's rules, so it is left out "
+                               f"of the API and exports and cannot be verified", event_id=event_id)
+        return row
+
+    def verification_history(self, request: Request, db: Database, exact: bool) -> Response:
+        p.parse(request.query_params, {})
+        event_id = request.path_params["event_id"]
+        found = self._stored_detection(db, event_id)
+        if isinstance(found, Response):
+            return found
+        history = db.verifications(event_id)
+        return JSONResponse({"event_id": event_id, "machine": {"tag": found["tag"], "species": found["species"]},
+                             "current": history[-1] if history else None, "items": history})
+
+    def add_verification(self, request: Request, body: bytes) -> Response:
+        """POST: a named token's verification of one event, appended to its history (201)."""
+        def work() -> Response:
+            viewer = self._viewer(request, write=True)
+            p.parse(request.query_params, {})
+            kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if kind != "application/json":
+                return _error(415, f"Content-Type: send the verification as application/json (got {kind[:60]!r})")
+            given = verification.parse(body)
+            event_id = request.path_params["event_id"]
+            with self.databases.connection() as db:
+                found = self._stored_detection(db, event_id)
+                if isinstance(found, Response):
+                    return found
+                stored = db.add_verification(event_id, given.tag, given.species, verified_by=str(viewer.name))
+            log.info("event verified", id=event_id, machine=found["tag"], tag=given.tag, species=given.species,
+                     by=viewer.name)
+            location = f"/api/detections/{quote(event_id, safe='')}/verifications"
+            return JSONResponse({"item": stored, "machine": {"tag": found["tag"], "species": found["species"]}},
+                                status_code=201, headers={"Location": location})
+        return self._answer(request, work)
+
+    async def verifications(self, request: Request) -> Response:
+        """GET the history of an event's verifications; POST a new one (a JSON body of at
+        most :data:`verification.MAX_BODY_BYTES`, read before anything else is done)."""
+        if request.method != "POST":
+            return await run_in_threadpool(self.guarded(self.verification_history), request)
+        limit = verification.MAX_BODY_BYTES
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _error(413, f"the body is {declared} bytes; a verification is at most {limit}")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return _error(413, f"the body is over {limit} bytes; a verification is at most {limit}")
+        return await run_in_threadpool(self.add_verification, request, body)
+
+    def confusion(self, request: Request, db: Database, exact: bool) -> Response:
+        q = p.parse(request.query_params, {"station": p.text, "since": p.time, "until": p.time})
+        return JSONResponse(verification.confusion(db.verified_pairs(**q)))
+
+    def whoami(self, request: Request) -> Response:
+        def work() -> Response:
+            p.parse(request.query_params, {})
+            viewer = self._viewer(request)
+            return JSONResponse({"exact": viewer.exact, "name": viewer.name, "can_verify": viewer.name is not None})
+        return self._answer(request, work)
 
     def stations(self, request: Request, db: Database, exact: bool) -> Response:
         p.parse(request.query_params, {})
@@ -283,8 +374,11 @@ class _Api:
 
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    allowed = (exc.headers or {}).get("Allow", "GET, HEAD")
+    read_only = "" if "POST" in allowed else (": this route is read-only (the one route that writes is "
+                                              "POST /api/detections/{event_id}/verifications)")
     message = {404: f"no such page: {request.url.path}",
-               405: f"method {request.method} not allowed: this API is read-only (GET)"}.get(
+               405: f"method {request.method} not allowed (allowed: {allowed}){read_only}"}.get(
         exc.status_code, str(exc.detail))
     return _error(exc.status_code, message, dict(exc.headers or {}))
 
@@ -314,6 +408,9 @@ def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None)
         get("/api/species", api.guarded(api.species)),
         get("/api/diel", api.guarded(api.diel)),
         get("/api/collector", api.guarded(api.collector)),
+        Route("/api/detections/{event_id}/verifications", api.verifications, methods=["GET", "POST"]),
+        get("/api/verifications/confusion", api.guarded(api.confusion)),
+        get("/api/whoami", api.whoami),
         get("/thumbnails/{event_id}.jpg", api.guarded(api.thumbnail)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -1,7 +1,7 @@
 """An OpenAPI 3.1 description of the API, served at ``/api/openapi.json``.
 
-Written by hand (a dozen GET routes), kept beside the handlers; a test checks that every
-API route is described and every described route exists.
+Written by hand (a dozen GET routes and one POST), kept beside the handlers; a test checks
+that every API route is described and every described route exists.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from station.collector.db import MAX_LIMIT
+from station.collector.verification import MAX_BODY_BYTES, MAX_SPECIES, NO_SPECIES_TAGS
 from station.vocabulary import TAGS
 
 
@@ -41,11 +42,38 @@ def _with(path: dict[str, Any], status: str, description: str) -> dict[str, Any]
     return path
 
 
+_VERIFICATION = {
+    "type": "object", "required": ["tag"], "additionalProperties": False,
+    "properties": {
+        "tag": {"enum": list(TAGS), "description": "What the event really shows."},
+        "species": {"type": ["string", "null"], "maxLength": MAX_SPECIES,
+                    "description": "Common name (e.g. sika deer), stored in lower case; letters, digits, spaces "
+                                   f"and ' - . ( ); not with {' or '.join(NO_SPECIES_TAGS)}."}}}
+
+
+def _post_verification() -> dict[str, Any]:
+    return {"post": {
+        "summary": "Verify an event: a researcher's tag and species, stored beside the machine's (history kept)",
+        "security": [{"bearer": []}], "parameters": [_EVENT],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _VERIFICATION}}},
+        "responses": {
+            "201": {"description": "Stored: `item` (id, tag, species, verified_by, verified_at) and the "
+                                   "machine's `tag` and `species`."},
+            "400": {"description": "A bad body; the answer names the field (`field`)."},
+            "401": {"description": "No token, or one that is not valid."},
+            "403": {"description": "A valid token without a name (`NAME TOKEN` in the token file) may not verify."},
+            "404": {"description": "No such event."},
+            "413": {"description": f"A body over {MAX_BODY_BYTES} bytes."},
+            "415": {"description": "Not `Content-Type: application/json`."},
+            "422": {"description": "Stored, but it breaks the feed's rules: it cannot be verified."},
+            "503": {"description": "The database is unavailable."}}}}
+
+
 def openapi(*, public: bool, timezone: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Camera-trap collector API", "version": "1",
-                 "description": "Read-only. Without a token, station coordinates are generalised to a grid "
+                 "description": "Read-only but for verifications (POST, a named token). Without a token, station coordinates are generalised to a grid "
                                 "(location privacy); `Authorization: Bearer TOKEN` gives exact ones."
                                 + ("" if public else " This collector is private: every request needs a token.")},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -55,7 +83,9 @@ def openapi(*, public: bool, timezone: str) -> dict[str, Any]:
                 _STATION, _param("tag", "Tag.", {"enum": list(TAGS)}), _SPECIES, _SINCE, _UNTIL,
                 _param("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                                "default": 50}),
-                _param("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "default": 0})]),
+                _param("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "default": 0}),
+                _param("verified", "Only events a researcher has verified (true) or not (false).",
+                       {"type": "boolean"})]),
             "/api/detections/{event_id}": _with(_get("One detection (404 if unknown)", [_EVENT]), "422",
                                                 "Stored, but it breaks the feed's rules: left out of the API "
                                                 "and exports (`event_id` names it)."),
@@ -65,6 +95,13 @@ def openapi(*, public: bool, timezone: str) -> dict[str, Any]:
                 _SPECIES, _STATION, _SINCE, _UNTIL,
                 _param("tz", f"IANA time zone of the hours (default {timezone}).", {"type": "string"})]),
             "/api/collector": _get("The ingest's counters and refused messages", []),
+            "/api/detections/{event_id}/verifications": _get(
+                "An event's verifications, oldest first (`current`: the last), and the machine's tag", [_EVENT])
+            | _post_verification(),
+            "/api/verifications/confusion": _get(
+                "Field accuracy: machine tag against verified tag (matrix rows: machine, columns: verified), "
+                "overall and per station", [_STATION, _SINCE, _UNTIL]),
+            "/api/whoami": _get("What the token sent may do: `exact` coordinates, `name`, `can_verify`", []),
             "/thumbnails/{event_id}.jpg": _get("An event's thumbnail", [_EVENT], "image/jpeg"),
             "/healthz": _get("Liveness: the database answers", [], restricted=False),
         },

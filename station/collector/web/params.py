@@ -49,6 +49,12 @@ def tag(name: str, raw: str) -> str:
     return raw
 
 
+def boolean(name: str, raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise BadParameter(name, f"{raw[:40]!r} is not true or false")
+    return raw == "true"
+
+
 def time(name: str, raw: str) -> datetime:
     value = raw
     plus = _PLUS_AS_SPACE.match(value)

@@ -16,7 +16,8 @@
 
   const $ = (id) => document.getElementById(id);
   const state = { timeZone: "UTC", token: sessionStorage.getItem(TOKEN_KEY) || "", chart: null,
-                  diel: [], blobUrls: new Map(), last: {}, refreshes: 0, busy: false };
+                  diel: [], blobUrls: new Map(), last: {}, refreshes: 0, busy: false,
+                  me: { exact: false, name: null, can_verify: false }, editing: null, confusion: null };
 
   // -- helpers --------------------------------------------------------------------
 
@@ -43,14 +44,23 @@
     constructor(status, message) { super(message); this.status = status; }
   }
 
-  async function api(path) {
-    const response = await fetch(path, { headers: headers(), cache: "no-store" });
+  async function api(path, options) {
+    const response = await fetch(path, Object.assign({ headers: headers(), cache: "no-store" }, options || {}));
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
     if (!response.ok) {
       throw new ApiError(response.status, (body && body.error) || response.status + " " + response.statusText);
     }
     return body;
+  }
+
+  // The one write: a researcher's verification, sent with the token in a header (never a cookie).
+  function postVerification(eventId, tag, species) {
+    return api("/api/detections/" + encodeURIComponent(eventId) + "/verifications", {
+      method: "POST",
+      headers: Object.assign({ "Content-Type": "application/json" }, headers()),
+      body: JSON.stringify({ tag: tag, species: species || null }),
+    });
   }
 
   function formatTime(iso) {
@@ -222,27 +232,142 @@
     img.src = url;
   }
 
+  // -- verifying ------------------------------------------------------------------
+
+  function tagNames() {
+    return [...$("filter-tag").options].map((o) => o.value).filter((v) => v);
+  }
+
+  function machineSays(d) {
+    return d.classification_status === "ok" ? d.tag + (d.species ? " · " + d.species : "") : "classification failed";
+  }
+
+  function verificationLine(d) {
+    const v = d.verification;
+    if (!v) return el("div", { class: "verification none", text: "not verified" });
+    const agrees = d.classification_status === "ok" && v.tag === d.tag
+      && (!v.species || v.species === String(d.species || "").toLowerCase());
+    return el("div", { class: "verification " + (agrees ? "confirmed" : "corrected"),
+                       title: "verified " + v.verified_at },
+      (agrees ? "✓ confirmed: " : "✎ corrected: ") + v.tag + (v.species ? " · " + v.species : ""),
+      el("span", { class: "sub", text: "by " + v.verified_by + ", " + formatTime(v.verified_at)
+                                        + (agrees ? "" : " (machine: " + machineSays(d) + ")") }));
+  }
+
+  async function verify(card, d, tag, species) {
+    const problem = card.querySelector(".verify-problem");
+    problem.textContent = "";
+    for (const b of card.querySelectorAll(".actions button")) b.disabled = true;
+    try {
+      const answer = await postVerification(d.event_id, tag, species);
+      d.verification = answer.item;  // shown at once; the refresh brings the rest
+      card.dataset.verified = answer.item.tag;
+      card.querySelector(".verification").replaceWith(verificationLine(d));
+      const form = card.querySelector("form.correct");
+      if (form) form.remove();
+      for (const b of card.querySelectorAll(".actions button")) b.disabled = false;
+      state.editing = null;
+      delete state.last.detections;
+      delete state.last.confusion;
+      await refresh();
+    } catch (error) {
+      problem.textContent = "Not saved: " + error.message;
+      for (const b of card.querySelectorAll(".actions button")) b.disabled = false;
+    }
+  }
+
+  function correctionForm(card, d) {
+    const select = el("select", { class: "verify-tag", "aria-label": "verified tag" },
+      ...tagNames().map((t) => el("option", { value: t, text: t })));
+    const current = d.verification || { tag: d.tag, species: d.species };
+    select.value = current.tag;
+    const species = el("input", { class: "verify-species", type: "text", maxLength: 64, spellcheck: false,
+                                  placeholder: "species (optional)", value: current.species || "" });
+    species.setAttribute("list", "species-names");
+    const form = el("form", { class: "correct" }, select, species,
+      el("button", { type: "submit", class: "save", text: "Save" }),
+      el("button", { type: "button", class: "cancel", text: "Cancel" }));
+    const noSpecies = () => {
+      species.disabled = select.value === "blank" || select.value === "unknown";
+      if (species.disabled) species.value = "";
+    };
+    select.addEventListener("change", noSpecies);
+    noSpecies();
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      verify(card, d, select.value, species.value.trim());
+    });
+    form.querySelector(".cancel").addEventListener("click", () => {
+      state.editing = null;
+      form.remove();
+    });
+    return form;
+  }
+
+  function verifyActions(card, d) {
+    const actions = el("div", { class: "actions" });
+    if (d.classification_status === "ok" && d.tag !== "unknown") {
+      const confirm = el("button", { type: "button", class: "confirm", text: "Confirm",
+                                     title: "the machine is right: " + machineSays(d) });
+      // blank and unknown name no species (the machine may have kept the label it saw)
+      const named = d.tag === "blank" ? null : d.species;
+      confirm.addEventListener("click", () => verify(card, d, d.tag, named));
+      actions.append(confirm);
+    }
+    const correct = el("button", { type: "button", class: "correct-open", text: "Correct…" });
+    correct.addEventListener("click", () => {
+      if (card.querySelector("form.correct")) return;
+      state.editing = d.event_id;
+      card.querySelector(".body").append(correctionForm(card, d));
+      card.querySelector(".verify-tag").focus();
+    });
+    const blank = el("button", { type: "button", class: "blank", text: "Blank", title: "nothing of interest" });
+    blank.addEventListener("click", () => verify(card, d, "blank", null));
+    actions.append(correct, blank);
+    return actions;
+  }
+
+  function drawBox(wrap, d) {
+    const box = d.classification_status === "ok" && d.payload ? d.payload.best_box : null;
+    if (!box || box.length !== 4) return;
+    const mark = el("div", { class: "box", title: "what the machine looked at" });
+    mark.style.left = (100 * box[0]).toFixed(2) + "%";
+    mark.style.top = (100 * box[1]).toFixed(2) + "%";
+    mark.style.width = (100 * box[2]).toFixed(2) + "%";
+    mark.style.height = (100 * box[3]).toFixed(2) + "%";
+    wrap.append(mark);
+  }
+
   function renderDetections(data) {
     const list = $("detections");
     list.replaceChildren();
     for (const d of data.items) {
       let picture;
       if (d.thumbnail_url) {
-        picture = el("img", { class: "thumb", alt: (d.species || d.tag) + " at " + d.station_id, loading: "lazy",
-                              decoding: "async" });
-        thumbnailSource(picture, d).catch(() => {});
+        const img = el("img", { class: "thumb", alt: (d.species || d.tag) + " at " + d.station_id, loading: "lazy",
+                                decoding: "async" });
+        thumbnailSource(img, d).catch(() => {});
+        picture = el("div", { class: "thumb-wrap" }, img);
+        drawBox(picture, d);
       } else {
         picture = el("div", { class: "thumb no-thumb", text: "no picture" });
       }
       const confidence = d.confidence === null ? "" : " · " + Math.round(d.confidence * 100) + " %";
-      list.append(el("li", { class: "card", "data-event-id": d.event_id },
+      const card = el("li", { class: "card", "data-event-id": d.event_id,
+                              "data-verified": d.verification ? d.verification.tag : "" },
         picture,
         el("div", { class: "body" },
           el("div", { class: "what" },
             el("span", { class: "species", text: d.species || d.label || d.tag }),
             el("span", { class: "tag tag-" + d.tag, text: d.tag })),
           el("div", { class: "meta", text: d.station_id + confidence }),
-          el("div", { class: "meta", title: d.start_time, text: formatTime(d.start_time) }))));
+          el("div", { class: "meta", title: d.start_time, text: formatTime(d.start_time) }),
+          verificationLine(d)));
+      if (state.me.can_verify) {
+        card.querySelector(".body").append(verifyActions(card, d), el("div", { class: "verify-problem",
+                                                                              role: "alert" }));
+      }
+      list.append(card);
     }
     $("detections-empty").hidden = data.items.length > 0;
     var total = data.total.toLocaleString("en") + (data.total_is_lower_bound ? "+" : "");
@@ -256,7 +381,68 @@
     const query = new URLSearchParams({ limit: String(DETECTIONS_SHOWN) });
     if ($("filter-station").value) query.set("station", $("filter-station").value);
     if ($("filter-tag").value) query.set("tag", $("filter-tag").value);
+    if ($("filter-verified").value) query.set("verified", $("filter-verified").value);
     return "/api/detections?" + query.toString();
+  }
+
+  // -- field accuracy ---------------------------------------------------------------
+
+  function percent(part, whole) {
+    return whole ? Math.round(100 * part / whole) + " %" : "—";
+  }
+
+  function drawConfusion() {
+    const data = state.confusion;
+    if (!data) return;
+    const chosen = $("confusion-station").value;
+    const block = chosen ? data.stations.find((s) => s.station_id === chosen) : data.overall;
+    const empty = !block || block.verified === 0;
+    $("confusion-empty").hidden = !empty;
+    const table = $("confusion");
+    table.tHead.replaceChildren();
+    table.tBodies[0].replaceChildren();
+    if (empty) {
+      $("confusion-summary").textContent = "";
+      return;
+    }
+    // Only the tags that occur, either side: a compact matrix.
+    const used = data.tags.map((t, i) => i).filter((i) =>
+      block.matrix[i].some((n) => n > 0) || block.matrix.some((row) => row[i] > 0));
+    table.tHead.append(el("tr", {}, el("th", { text: "machine ↓ · verified →" }),
+      ...used.map((j) => el("th", { class: "num", scope: "col", text: data.tags[j] }))));
+    for (const i of used) {
+      table.tBodies[0].append(el("tr", { "data-machine": data.tags[i] },
+        el("th", { scope: "row", text: data.tags[i] }),
+        ...used.map((j) => el("td", { class: "num cell" + (i === j ? " agree" : "")
+                                              + (block.matrix[i][j] === 0 ? " zero" : ""),
+                                      "data-verified": data.tags[j], text: String(block.matrix[i][j]) }))));
+    }
+    const species = block.species.compared
+      ? " · species right on " + block.species.agreed + " of " + block.species.compared
+        + " (" + percent(block.species.agreed, block.species.compared) + ")" : "";
+    $("confusion-summary").textContent = "Machine tag right on " + block.agreed + " of " + block.verified
+      + " verified events (" + percent(block.agreed, block.verified) + ")" + species;
+  }
+
+  function renderConfusion(data) {
+    state.confusion = data;
+    const select = $("confusion-station");
+    const chosen = select.value;
+    const ids = data.stations.map((s) => s.station_id);
+    if (changed("confusion-options", ids)) {
+      select.replaceChildren(el("option", { value: "", text: "all stations" }),
+        ...ids.map((id) => el("option", { value: id, text: id })));
+      select.value = ids.includes(chosen) ? chosen : "";
+    }
+    const body = $("confusion-stations").tBodies[0];
+    body.replaceChildren(...data.stations.map((s) => el("tr", { "data-station": s.station_id },
+      el("td", { text: s.station_id }), el("td", { class: "num", text: String(s.verified) }),
+      el("td", { class: "num accuracy", text: s.agreed + " (" + percent(s.agreed, s.verified) + ")" }))));
+    drawConfusion();
+  }
+
+  function renderSpeciesNames(species) {
+    $("species-names").replaceChildren(...species.items.map((i) => el("option", { value: i.species })));
   }
 
   // -- refresh --------------------------------------------------------------------
@@ -271,13 +457,19 @@
     if (state.busy) return;
     state.busy = true;
     try {
-      const [diel, stations, species, detections] = await Promise.all(
-        [api("/api/diel"), api("/api/stations"), api("/api/species"), api(detectionsPath())]);
+      const [diel, stations, species, detections, confusion] = await Promise.all(
+        [api("/api/diel"), api("/api/stations"), api("/api/species"), api(detectionsPath()),
+         api("/api/verifications/confusion")]);
       state.timeZone = diel.timezone;
       renderStations(stations);
-      if (changed("species", species)) renderSpecies(species);
+      if (changed("species", species)) {
+        renderSpecies(species);
+        renderSpeciesNames(species);
+      }
       if (changed("diel", diel)) renderDiel(diel);
-      if (changed("detections", detections)) renderDetections(detections);
+      // A correction being typed is not redrawn away; the next refresh after it shows it.
+      if (state.editing === null && changed("detections", detections)) renderDetections(detections);
+      if (changed("confusion", confusion)) renderConfusion(confusion);
       showProblem("");
       state.refreshes += 1;
       document.body.dataset.refreshes = String(state.refreshes);
@@ -296,15 +488,31 @@
     }
   }
 
-  function setToken(token) {
+  // What this token may do: exact locations, and verifying (a named token).
+  async function whoami() {
+    try {
+      state.me = await api("/api/whoami");
+    } catch (error) {
+      state.me = { exact: false, name: null, can_verify: false };
+    }
+    const hint = $("verify-hint");
+    hint.hidden = !state.token;
+    hint.textContent = state.me.can_verify ? "Verifying as " + state.me.name
+        + ": confirm the machine's tag, correct it, or mark the event blank."
+      : "This token reads exact locations but may not verify (it has no name in the token file).";
+  }
+
+  async function setToken(token) {
     state.token = token;
     if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
     for (const url of state.blobUrls.values()) URL.revokeObjectURL(url);
     state.blobUrls.clear();
     state.last = {};
+    state.editing = null;
     $("forget-token").hidden = !token;
     $("token").value = "";
     $("token").placeholder = token ? "token in use (this tab only)" : "access token (exact locations)";
+    await whoami();
     refresh();
   }
 
@@ -317,12 +525,13 @@
   $("forget-token").hidden = !state.token;
   if (state.token) $("token").placeholder = "token in use (this tab only)";
   $("diel-species").addEventListener("change", drawDiel);
-  for (const id of ["filter-station", "filter-tag"]) {
+  $("confusion-station").addEventListener("change", drawConfusion);
+  for (const id of ["filter-station", "filter-tag", "filter-verified"]) {
     $(id).addEventListener("change", () => { delete state.last.detections; refresh(); });
   }
   $("refresh-s").textContent = String(refreshSeconds);
 
   window.camtrapDashboard = { refresh: refresh, state: state };
-  refresh();
+  (state.token ? whoami() : Promise.resolve()).then(refresh);
   setInterval(refresh, refreshSeconds * 1000);
 })();
