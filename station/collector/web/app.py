@@ -2,7 +2,8 @@
 
     app = create_app(cfg, stats=ingest.stats)   # Starlette (ASGI); HttpServer runs it
 
-Every route answers GET (and HEAD) only. Without a token a view is public: stations
+Every route answers GET (and HEAD) only, but one: asking a station for a picture
+(``POST /api/stations/{id}/snapshots``, with a token). Without a token a view is public: stations
 are generalised as ``[privacy]`` says; a valid ``Authorization: Bearer TOKEN`` gives the
 exact view; a wrong token is refused (401) rather than quietly served the public view,
 and with ``[http] public = false`` every API request needs one. Routes and parameters:
@@ -40,6 +41,7 @@ from station.collector.web import params as p
 from station.collector.web.auth import TokenFileError, Tokens, Unauthorized
 from station.collector.web.databases import Databases
 from station.collector.web.openapi import openapi
+from station.collector.web.stationpage import StationPages
 from station.collector.web.views import detection_item, station_item
 from station.config.collector import CollectorConfig
 from station.feed.messages import ThumbnailError
@@ -76,7 +78,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope["path"].startswith("/static/") or scope["path"] == "/"
+        static = scope["path"].startswith(("/static/", "/stations/")) or scope["path"] == "/"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -284,22 +286,31 @@ class _Api:
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = {404: f"no such page: {request.url.path}",
-               405: f"method {request.method} not allowed: this API is read-only (GET)"}.get(
+               405: f"method {request.method} not allowed: this API is read-only (GET), but for "
+                    "POST /api/stations/{id}/snapshots"}.get(
         exc.status_code, str(exc.detail))
     return _error(exc.status_code, message, dict(exc.headers or {}))
 
 
-def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None) -> Starlette:
+def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None,
+               snapshots: Any | None = None, clock: Callable[[], float] | None = None) -> Starlette:
     """The API and dashboard over the database of ``cfg``; ``stats`` gives the ingest's live
-    counters for ``/api/collector``. Raises :class:`TokenFileError` for an unreadable token
+    counters for ``/api/collector``; ``snapshots`` (a :class:`~station.collector.snapshots.SnapshotDesk`)
+    takes the station page's picture requests (without it they are a 503); ``clock`` (tests)
+    is the station page's "now". Raises :class:`TokenFileError` for an unreadable token
     file and ValueError for a private collector without one."""
     if not cfg.http.public and cfg.http.token_file is None:
         raise ValueError("http.public = false needs http.token_file: nobody could read the API")
     databases = Databases(cfg.collector.sqlite_resolved_url())
     api = _Api(cfg, stats, databases)
 
+    pages = StationPages(cfg, snapshots, clock)
+
     def dashboard(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    def station_page(request: Request) -> Response:
+        return FileResponse(STATIC / "station.html", media_type="text/html; charset=utf-8")
 
     def get(path: str, endpoint: Callable[..., Response]) -> Route:
         return Route(path, endpoint, methods=["GET"])
@@ -314,6 +325,12 @@ def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None)
         get("/api/species", api.guarded(api.species)),
         get("/api/diel", api.guarded(api.diel)),
         get("/api/collector", api.guarded(api.collector)),
+        get("/stations/{station_id}", station_page),
+        get("/api/stations/{station_id}", api.guarded(pages.station)),
+        get("/api/stations/{station_id}/health", api.guarded(pages.health)),
+        get("/api/effort", api.guarded(pages.effort)),
+        Route("/api/stations/{station_id}/snapshots", api.guarded(pages.request_snapshot), methods=["POST"]),
+        get("/api/stations/{station_id}/snapshots/{request_id}", api.guarded(pages.snapshot)),
         get("/thumbnails/{event_id}.jpg", api.guarded(api.thumbnail)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
