@@ -140,7 +140,9 @@ def step(row: dict[str, Any] | None, condition: Condition | None, judged: bool, 
         if active:
             row["detail"] = condition.detail
         window = row["window_until"]
-        if window is None or now >= window:
+        if (window is None or now >= window) and row["held"]:  # changes were held: say them all
+            row["held"] = int(row["held"]) + 1
+        elif window is None or now >= window:
             notice = words.change(station_id, rule, active, row["detail"], was_since, now)
             row.update(notified=int(active), notified_at=now, window_until=now + timedelta(seconds=interval_s),
                        held=0, held_since=None)
