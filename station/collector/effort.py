@@ -115,7 +115,7 @@ def marks_from(beats: Iterable[Mapping[str, Any]], statuses: Iterable[Mapping[st
             why = {"stopping": "stopped", "connection_lost": "link lost"}.get(s.get("reason"), "offline")
             out.append(Mark(s["at"], "offline", True, why))
         else:
-            out.append(Mark(s["at"], "online", False, "started"))
+            out.append(Mark(s["at"], "online", False, ""))  # started: watching, as a heartbeat says
     out.sort(key=lambda m: (m.at, m.offline))  # at one instant the offline mark comes last: it wins
     return out
 
@@ -176,7 +176,8 @@ def comment(effort: Effort, limit: int = 12) -> str:
         parts.append(f"{sleeping / 86400:.2f} days asleep outside the schedule's active hours")
     if effort.downtime:
         shown = [f"{d.start:%Y-%m-%dT%H:%M:%SZ}/{d.end:%Y-%m-%dT%H:%M:%SZ} {d.state.replace('_', ' ')}"
-                 + (f" ({d.detail})" if d.detail and d.detail != d.state else "") for d in effort.downtime[:limit]]
+                 + (f" ({d.detail})" if d.detail and d.detail != d.state.replace("_", " ") else "")
+                 for d in effort.downtime[:limit]]
         more = f" and {len(effort.downtime) - limit} more" if len(effort.downtime) > limit else ""
         down = sum(d.seconds for d in effort.downtime) / 86400
         parts.append(f"downtime {down:.2f} days: " + "; ".join(shown) + more)
