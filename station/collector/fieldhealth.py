@@ -65,7 +65,7 @@ def chart_series(beats: Sequence[dict[str, Any]], max_points: int = MAX_POINTS) 
             size = -(-len(points) // max_points)
             points = [(run[len(run) // 2][0], sum(v for _, v in run) / len(run))
                       for run in (points[k:k + size] for k in range(0, len(points), size))]
-        out[name] = [[times.format(t), round(v, 2)] for t, v in points]
+        out[name] = [[times.format(t), round(v, 3)] for t, v in points]
     return out
 
 
