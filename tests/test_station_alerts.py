@@ -356,6 +356,10 @@ def test_the_daily_digest_counts_each_stations_tags_and_names_the_stations_to_vi
     field.beats(3, 60, station="bars-03", disk={"free_mb": 200.0, "low": True})
     field.status("offline", "stopping", station="kedrovaya-01")
     watch = field.watch(rangers.url, digest=True, digest_at="07:00")
+    field.clock.now -= 23 * 3600
+    watch.check()                            # the collector's first round, yesterday at 07:08
+    field.clock.now += 23 * 3600
+    assert [t for t in rangers.titles if t.startswith("Daily")] == []  # no digest at a first start
     watch.check()
     assert [t for t in rangers.titles if t.startswith("Daily")] == []  # before 07:00 local
     field.clock.now += 3600

@@ -110,8 +110,9 @@ def test_a_ranger_reads_a_stations_day_and_asks_it_for_a_picture(browser, collec
         # the timeline: the planned states, in order, each as wide as its share of the window
         drawn = page.evaluate(TIMELINE)
         assert [s for s, _, _ in drawn] == [s for s, _, _ in life.segments]
-        for (state, left, width), (_, a, b) in zip(drawn[:-1], life.segments):
+        for (state, left, width), (_, a, b), following in zip(drawn, life.segments, drawn[1:]):
             assert width == pytest.approx(100 * (b - a) / 86400, abs=0.01), state
+            assert following[1] == pytest.approx(left + width, abs=0.001)  # no gap, no overlap
         assert drawn[-1][2] >= 100 * (life.segments[-1][2] - life.segments[-1][1]) / 86400  # watching until now
         assert drawn[0][1] == pytest.approx(100 * (1 - (time.time() - life.start) / 86400), abs=0.1)
 

@@ -275,7 +275,6 @@ class StationWatch:
             digest = self._digest(db, now, facts, verdicts, rows)
             if digest is not None:
                 db.add_notice("", "digest", "digest", digest.title, digest.body, now)
-                db.set_mark(DIGEST_MARK, self._local_date(now), now)
                 happened["digests"] = 1
 
         self.holder = db.as_lease_holder(LEASE, self.collector_id, now, now + timedelta(seconds=self.lease_s), work)
@@ -307,7 +306,11 @@ class StationWatch:
         if self.digest_at is None:
             return None
         local = now.astimezone(self.words.tz)
-        if (local.hour, local.minute) < self.digest_at or db.mark(DIGEST_MARK) == self._local_date(now):
+        last = db.mark(DIGEST_MARK)
+        if (local.hour, local.minute) < self.digest_at or last == self._local_date(now):
+            return None
+        db.set_mark(DIGEST_MARK, self._local_date(now), now)
+        if last is None:  # a new database: the first digest is tomorrow's, not one at the first start
             return None
         counts = db.counts_by_station_tag(now - timedelta(days=1), now)
         lines = [f"Detections in the 24 h to {self.words.stamp(now)}:"]
