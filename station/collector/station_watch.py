@@ -160,6 +160,13 @@ def step(row: dict[str, Any] | None, condition: Condition | None, judged: bool, 
     return row, notice, what
 
 
+def _changed(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Does the row need writing (anything but its ``updated_at`` differs)?"""
+    if old is None:
+        return True
+    return any(old.get(k) != v for k, v in new.items() if k != "updated_at")
+
+
 class StationWatch:
     def __init__(self, sender: Sender | None, open_db: Callable[[], Database], settings: RuleSettings, *,
                  collector_id: str, min_interval_s: float = 900.0, timezone_name: str = "UTC",
@@ -249,6 +256,12 @@ class StationWatch:
 
     def _round(self, db: Database) -> bool:
         now = _dt(self._clock())
+        lease = db.lease(LEASE)
+        if lease is not None and lease["holder"] != self.collector_id and lease["expires_at"] > now:
+            self.holder = False  # another collector runs the round: no need to read every station
+            self._count("checks")
+            self._count("not_holder")
+            return False
         listening = self._listening()
         since = None if listening is None else _dt(listening)
         facts = station_facts(db, now, self.settings)
@@ -265,7 +278,7 @@ class StationWatch:
                     new, notice, what = step(rows.get((f.station_id, rule)), v.conditions.get(rule),
                                              family(rule) in v.judged, station_id=f.station_id, rule=rule,
                                              now=now, interval_s=self.min_interval_s, words=self.words)
-                    if new is not None and (what or new != rows.get((f.station_id, rule))):
+                    if new is not None and (what or _changed(rows.get((f.station_id, rule)), new)):
                         db.put_alert(new)
                         rows[(f.station_id, rule)] = new
                     if notice is not None:
