@@ -121,7 +121,8 @@ class _Api:
                     if not self.databases.pooled:
                         raise
                 # A pooled connection may have died with its server (a restart): once more, on a
-                # new one. Safe: every route only reads.
+                # new one. Safe: every route only reads, but the picture request, whose one
+                # write fails first on a dead connection (nothing was stored to repeat).
                 with self.databases.connection() as db:
                     return handler(request, db, exact)
             except Unauthorized as exc:
