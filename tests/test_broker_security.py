@@ -376,6 +376,19 @@ def test_collectors_share_detections_through_a_shared_subscription(deployment, c
     assert denied(one.publish(B.detection, payload("collector")))
 
 
+def test_a_collector_may_ask_a_station_for_a_picture_and_hear_its_answer_but_not_reload_it(deployment, clients):
+    collector = clients(deployment, "collector", subscribe=("camtrap/v1/+/command_result",))
+    station = clients(deployment, STATION_A, subscribe=(A.commands,))
+    ask = payload("snapshot from the dashboard")
+    assert accepted(collector.publish(A.command("snapshot"), ask))
+    assert station.wait_for(A.command("snapshot"), ask)
+    assert denied(collector.publish(A.command("reload"), payload("reload")))
+    answer = payload("snapshot taken")
+    assert accepted(station.publish(A.command_result, answer))
+    assert collector.wait_for(A.command_result, answer)
+    assert [t for t, _ in station.received()] == [A.command("snapshot")]  # never the reload
+
+
 @pytest.mark.parametrize("joiner", ["anna", "lab-gis", STATION_A, "ivan"])
 def test_no_other_account_can_join_the_collectors_shared_subscription(deployment, clients, joiner):
     """H4: Mosquitto shares a group's messages among its members, and a member that may not read

@@ -306,6 +306,24 @@ def test_the_upgrade_frees_stations_an_earlier_version_let_a_future_message_pin(
         assert new.stations()[0]["status_state"] == "offline"
 
 
+def _store_as_version_5_did(db: Database, detections: list[dict]) -> None:
+    """Rows as a collector at schema version 5 wrote them (today's store_batch needs later columns)."""
+    import json
+
+    for d in detections:
+        db._exec("INSERT INTO stations (station_id, deployment_id, first_seen) VALUES (%(s)s, %(dep)s, %(t)s) "
+                 "ON CONFLICT (station_id) DO NOTHING",
+                 {"s": d["station_id"], "dep": d["deployment_id"], "t": db._time(d["start"], "t")})
+        db._exec("INSERT INTO detections (event_id, station_id, deployment_id, tag, species, confidence, "
+                 "classification_status, start_time, start_minute, end_time, received_at, payload) VALUES "
+                 "(%(e)s, %(s)s, %(dep)s, %(tag)s, %(sp)s, %(c)s, %(cs)s, %(st)s, 0, %(en)s, %(st)s, %(p)s)",
+                 {"e": d["event_id"], "s": d["station_id"], "dep": d["deployment_id"], "tag": d["tag"],
+                  "sp": d["species"], "c": d["confidence"], "cs": d["classification_status"],
+                  "st": db._time(d["start"], "start"), "en": db._time(d["end"], "end"),
+                  "p": json.dumps(d, separators=(",", ":"))})
+
+
+
 def test_an_upgrade_to_verifications_keeps_every_detection_and_leaves_it_unverified(db_url, monkeypatch):
     import station.collector.db as dbmod
     all_migrations = dbmod.discover()
@@ -313,12 +331,12 @@ def test_an_upgrade_to_verifications_keeps_every_detection_and_leaves_it_unverif
     stored = [detection(T0), detection(T0 + 60, "prey", "deer")]
     with Database.open(db_url) as old:
         old.migrate()
-        old.store_batch(stored, [], [])
+        _store_as_version_5_did(old, stored)
         raw = "SELECT event_id, tag, species, confidence, start_time, payload FROM detections ORDER BY event_id"
         before = [old._out(r, ("payload",)) for r in old._rows(raw)]
     monkeypatch.setattr(dbmod, "discover", lambda: all_migrations)
     with Database.open(db_url) as new:
-        assert new.migrate() == [6]
+        assert new.migrate()[0] == 6
         assert [new._out(r, ("payload",)) for r in new._rows(raw)] == before
         assert [r["verification"] for r in new.query_detections()] == [None, None]
         first = stored[0]["event_id"]

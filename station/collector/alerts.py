@@ -100,6 +100,45 @@ def compose(payload: dict[str, Any], *, now: float, tz: ZoneInfo | None = None, 
     return title, "\n".join(lines)
 
 
+def deliver(target: Target, title: str, body: str, notify_type: str = apprise.NotifyType.WARNING) -> bool:
+    """One notice to one target, now; False when it was not delivered (never raises)."""
+    try:
+        return bool(target.notifier.notify(body=body, title=title, notify_type=notify_type,
+                                           body_format=apprise.NotifyFormat.TEXT))
+    except Exception as exc:  # Apprise reports failures as False; a plugin that raises counts as one
+        log.warning("alert service raised", service=target.service, key=target.key, error=type(exc).__name__)
+        return False
+
+
+class Sender:
+    """Delivers a notice to every target from the caller's thread: a target that fails is
+    retried once after ``retry_delay_s`` (cut short when ``stopping`` is set), then counted
+    and logged by its service and config key, never its URL. ``count(name)`` hears of each
+    ``sent``, ``failed`` and ``retried``."""
+
+    def __init__(self, targets: Sequence[Target], *, retry_delay_s: float = 5.0,
+                 stopping: threading.Event | None = None, count: Callable[[str], None] | None = None):
+        self.targets = list(targets)
+        self._retry_delay_s = retry_delay_s
+        self._stopping = stopping or threading.Event()
+        self._count = count or (lambda name: None)
+
+    def send(self, title: str, body: str, notify_type: str = apprise.NotifyType.WARNING, **fields: Any) -> bool:
+        """True when every target took it."""
+        every = True
+        for target in self.targets:
+            ok = deliver(target, title, body, notify_type)
+            if not ok:
+                self._count("retried")
+                self._stopping.wait(self._retry_delay_s)
+                ok = deliver(target, title, body, notify_type)
+            self._count("sent" if ok else "failed")
+            every = every and ok
+            (log.info if ok else log.warning)("alert sent" if ok else "alert failed after one retry",
+                                              service=target.service, key=target.key, **fields)
+        return every
+
+
 @dataclass
 class _Window:  # per (station_id, tag): the interval that ends at `until` began with a message at `since`
     until: float
@@ -123,6 +162,7 @@ class Alerter:
         self._windows: dict[tuple[str, str], _Window] = {}  # by (station_id, tag)
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._lock, self._stopping = threading.Lock(), threading.Event()
+        self._sender = Sender(self.targets, retry_delay_s=retry_delay_s, stopping=self._stopping, count=self._count)
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
         log.info("alerts ready", services=",".join(t.service for t in self.targets) or "none", urls=len(targets))
 
@@ -169,7 +209,7 @@ class Alerter:
             {"station_id": "STATION", "tag": "leopard", "species": "leopard", "confidence": 0.91,
              "trigger": datetime.now(dt_timezone.utc).isoformat(), "event_id": "EVENT-ID"},
             now=time.time(), tz=self.tz, dashboard_url=self.dashboard_url)[1]
-        return [(t, self._deliver(t, "Test alert", body)) for t in self.targets]
+        return [(t, deliver(t, "Test alert", body)) for t in self.targets]
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -217,25 +257,8 @@ class Alerter:
     def _send(self, payload: dict, now: float, held: int = 0, since: float | None = None) -> None:
         title, body = compose(payload, now=now, tz=self.tz, dashboard_url=self.dashboard_url, held=held,
                               since=since, late_after_s=self.late_after_s)
-        for target in self.targets:
-            ok = self._deliver(target, title, body)
-            if not ok:
-                self._count("retried")
-                self._stopping.wait(self._retry_delay_s)
-                ok = self._deliver(target, title, body)
-            self._count("sent" if ok else "failed")
-            fields = dict(service=target.service, key=target.key, station=payload["station_id"],
-                          tag=payload["tag"], event_id=payload["event_id"], held=held)
-            (log.info if ok else log.warning)("alert sent" if ok else "alert failed after one retry", **fields)
-
-    @staticmethod
-    def _deliver(target: Target, title: str, body: str) -> bool:
-        try:
-            return bool(target.notifier.notify(body=body, title=title, notify_type=apprise.NotifyType.WARNING,
-                                               body_format=apprise.NotifyFormat.TEXT))
-        except Exception as exc:  # Apprise reports failures as False; a plugin that raises counts as one
-            log.warning("alert service raised", service=target.service, key=target.key, error=type(exc).__name__)
-            return False
+        self._sender.send(title, body, station=payload["station_id"], tag=payload["tag"],
+                          event_id=payload["event_id"], held=held)
 
 
 def send_test_alerts(config: Path) -> int:

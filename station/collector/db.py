@@ -41,7 +41,9 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 from station import times
+from station.collector.fieldhealth_store import FieldHealthStore
 from station.collector.migrations import POSTGRESQL, SQLITE, Dialect, discover
+from station.collector.readings import read_health
 
 MAX_LIMIT = 1000
 DEFAULT_MAX_CLOCK_SKEW_S = 300.0
@@ -85,6 +87,7 @@ class BatchResult:
     new_event_ids: tuple[str, ...] = field(default=(), compare=False)  # the inserted detections
     statuses: int = field(default=0, compare=False)  # status messages stored (newer or not)
     healths: int = field(default=0, compare=False)   # health messages stored
+    implausible: int = field(default=0, compare=False)  # new heartbeats with values left out as impossible
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +187,10 @@ def _create_private(path: Path) -> None:
         raise StorageError(f"{path}: cannot create the SQLite database: {exc.strerror or exc}") from None
 
 
-class Database:
-    """One connection to the collector's database; see the module docstring."""
+class Database(FieldHealthStore):
+    """One connection to the collector's database; see the module docstring. The queries of
+    field health (status history, station alerts, leases, snapshot requests) are in
+    :class:`~station.collector.fieldhealth_store.FieldHealthStore`."""
 
     def __init__(self, conn: Any, dialect: Dialect, url: str):
         self._conn, self.dialect, self.url = conn, dialect, url
@@ -448,10 +453,21 @@ class Database:
         UPDATE stations SET health = %(payload)s, health_at = %(sent_at)s
         WHERE station_id = %(station_id)s AND (health_at IS NULL OR health_at < %(sent_at)s)"""
 
+    # The readings (station.collector.readings) beside the payload: what is plotted and reckoned.
     _HEALTH = """
-        INSERT INTO health (station_id, sent_at, received_at, payload, clock_skew_s)
-        VALUES (%(station_id)s, %(sent_at)s, %(received_at)s, %(payload)s, %(clock_skew_s)s)
+        INSERT INTO health (station_id, sent_at, received_at, payload, clock_skew_s, camera_state, asleep,
+            problems, tampered, temperature_c, battery_v, outbox_depth, implausible)
+        VALUES (%(station_id)s, %(sent_at)s, %(received_at)s, %(payload)s, %(clock_skew_s)s, %(camera_state)s,
+            %(asleep)s, %(problems)s, %(tampered)s, %(temperature_c)s, %(battery_v)s, %(outbox_depth)s,
+            %(implausible)s)
         ON CONFLICT (station_id, sent_at) DO NOTHING"""
+
+    # Every status, for the timeline; a will takes effect when it arrives (its `since` is when
+    # the connection it ends was made), the station's own when it says.
+    _STATUS_LOG = """
+        INSERT INTO status_log (station_id, since, state, reason, at, received_at)
+        VALUES (%(station_id)s, %(since)s, %(state)s, %(reason)s, %(at)s, %(received_at)s)
+        ON CONFLICT (station_id, since, state) DO NOTHING"""
 
     _CLOCK_AHEAD = """
         UPDATE stations SET clock_skew_s = %(skew)s, clock_skew_at = %(now)s WHERE station_id = %(station_id)s"""
@@ -519,6 +535,24 @@ class Database:
         # ON CONFLICT kept it once and the row count says how many were really new.
         return inserted, len(rows) - inserted, [r["event_id"] for r in fresh]
 
+    def _heard(self, detections: Sequence[Mapping[str, Any]], statuses: Sequence[Mapping[str, Any]],
+               healths: Sequence[Mapping[str, Any]], thumbnails: Sequence[ThumbnailRow],
+               heard: Iterable[str] | None, now: Any) -> None:
+        """Inside store_batch's transaction: ``stations.heard_at`` of the stations heard live."""
+        if heard is None:
+            heard = {str(p.get("station_id")) for p in (*detections, *statuses, *healths)} \
+                | {t.station_id for t in thumbnails}
+        ids = sorted(set(heard))
+        for k in range(0, len(ids), 500):
+            chunk = {f"h{n}": v for n, v in enumerate(ids[k:k + 500])}
+            marks = ", ".join(f"%({n})s" for n in chunk)
+            self._exec(f"UPDATE stations SET heard_at = %(now)s WHERE station_id IN ({marks})"
+                       " AND (heard_at IS NULL OR heard_at < %(now)s)", chunk | {"now": now})
+
+    def _storage_error(self, what: str, exc: BaseException) -> StorageError:
+        """A driver error as the StorageError that names ``what`` (for the query mixins)."""
+        return StorageError(f"{what}: {_reason(exc)}", transient=not isinstance(exc, self._data_errors))
+
     def _lock_stations(self, detections: Sequence[Mapping[str, Any]], statuses: Sequence[Mapping[str, Any]],
                        healths: Sequence[Mapping[str, Any]], thumbnails: Sequence[ThumbnailRow], now: Any) -> None:
         """Make sure every station the batch touches has a row, and on PostgreSQL lock those
@@ -541,17 +575,20 @@ class Database:
                     healths: Sequence[Mapping[str, Any]] = (), *,
                     thumbnails: Sequence[ThumbnailRow] = (), rejections: Sequence[Rejection] = (),
                     received_at: str | float | datetime | None = None,
-                    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S) -> BatchResult:
+                    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
+                    heard: Iterable[str] | None = None) -> BatchResult:
         """Store validated detection/1, status/1 and health/1 payloads, thumbnails already on
         disk and rejection counts in ONE transaction: all of them or, on any error, none
         (:class:`StorageError` names the message). Detections and thumbnails already stored
         are counted as duplicates and left as they were. ``received_at`` (default: now) is
         when the batch arrived; a message further ahead of it than ``max_clock_skew_s`` is
-        flagged (module docstring)."""
+        flagged (module docstring). ``heard``: the stations that sent a live message in the
+        batch (default: every station in it); a retained message replayed to a new
+        subscription says nothing about now, so the ingest leaves those out."""
         received = _utc(datetime.now(timezone.utc) if received_at is None else received_at, "received_at")
         assert received is not None
         now = self._time(received, "received_at")
-        inserted = duplicates = thumbs = 0
+        inserted = duplicates = thumbs = implausible = 0
         new_ids: list[str] = []
         skews: dict[str, list[float | None]] = {}  # per station: each message's skew (None: on time)
         on_time: set[str] = set()                   # stations whose clock a heartbeat or status vouched for
@@ -575,10 +612,14 @@ class Database:
                     self._exec(self._SEEN, {"station_id": p.get("station_id"), "deployment_id": None,
                                             "received_at": now, "detection_at": None,
                                             "seen": self._time(_earlier(sent, received), f"{what}: sent_at")})
+                    counted_since = self._time(_earlier(since, received), f"{what}: since")
                     self._exec(self._STATUS, {"station_id": p.get("station_id"), "state": p.get("state"),
-                                              "reason": p.get("reason"),
-                                              "since": self._time(_earlier(since, received), f"{what}: since"),
+                                              "reason": p.get("reason"), "since": counted_since,
                                               "software_version": p.get("software_version")})
+                    self._exec(self._STATUS_LOG, {
+                        "station_id": p.get("station_id"), "since": counted_since, "state": p.get("state"),
+                        "reason": p.get("reason"), "received_at": now,
+                        "at": now if p.get("reason") == "connection_lost" else counted_since})
                 for p in healths:
                     what = f"health from station {p.get('station_id')!r} sent at {p.get('sent_at')!r}"
                     station_id = str(p.get("station_id"))
@@ -593,9 +634,12 @@ class Database:
                     payload = self._json_in(p)
                     self._exec(self._HEALTH_LATEST, {"station_id": p.get("station_id"), "sent_at": counted,
                                                      "payload": payload})
-                    self._exec(self._HEALTH, {"station_id": p.get("station_id"),
-                                              "sent_at": self._time(sent, f"{what}: sent_at"), "received_at": now,
-                                              "payload": payload, "clock_skew_s": skew})
+                    readings = read_health(p)
+                    cur = self._exec(self._HEALTH, {"station_id": p.get("station_id"),
+                                                    "sent_at": self._time(sent, f"{what}: sent_at"),
+                                                    "received_at": now, "payload": payload, "clock_skew_s": skew,
+                                                    **readings.columns()})
+                    implausible += bool(readings.implausible) and cur.rowcount == 1
                 for station_id, found in sorted(skews.items()):
                     what = f"clock of station {station_id!r}"
                     ahead = max((s for s in found if s is not None), default=None)
@@ -616,13 +660,15 @@ class Database:
                     what = f"rejection count {r.reason!r}"
                     self._exec(self._REJECTION, {"reason": r.reason, "station_id": printable(r.station_id)[:64],
                                                  "at": now, "detail": printable(r.detail)[:500]})
+                what = "when stations were last heard"
+                self._heard(detections, statuses, healths, thumbnails, heard, now)
         except self._errors as exc:
             raise StorageError(f"{what}: {_reason(exc)}; the whole batch of {len(detections)} detections, "
                                f"{len(statuses)} statuses and {len(healths)} health messages was rolled back",
                                transient=not isinstance(exc, self._data_errors)) from None
         except (StorageError, ValueError, TypeError, RecursionError) as exc:
             raise StorageError(f"{what}: {exc}; the whole batch was rolled back") from None
-        return BatchResult(inserted, duplicates, thumbs, tuple(new_ids), len(statuses), len(healths))
+        return BatchResult(inserted, duplicates, thumbs, tuple(new_ids), len(statuses), len(healths), implausible)
 
     # -- reading --------------------------------------------------------------------
 

@@ -26,6 +26,14 @@ directory (``events/<event_id>/NNN.jpg``) and ``filePublic`` false: the stills s
 the station. Times are whole seconds in UTC (the profile's ``%Y-%m-%dT%H:%M:%S%z``);
 event starts are rounded down and ends up, so every still lies inside its event.
 
+Deployments (Camtrap DP's sampling effort): a deployment starts at its station's first
+heartbeat or status (or first detection) and ends at its last, within the export's window
+and before the station's next deployment; ``deploymentComments`` give the camera-days
+and every downtime interval (silent, offline, camera failing, tampered) with the time
+the schedule kept the camera asleep (:mod:`station.collector.effort`), and
+``timestampIssues`` is true when the station's clock ran ahead (flagged detections or
+heartbeats) or behind (heartbeats arriving late), false when its heartbeats vouch for it.
+
 A stored detection that breaks the feed's rules (:mod:`station.collector.stored`: NaN,
 a lone surrogate, 31 February, ...) is left out and named in the summary's ``skipped``,
 never a half-written export. An ``exact`` export is readable by its owner only (files
@@ -48,6 +56,9 @@ from zoneinfo import ZoneInfo
 from station import __version__
 from station.collector import camtrap_dp
 from station import times
+from station.collector.effort import Effort, comment
+from station.collector.fieldhealth import station_record
+from station.collector.station_rules import RuleSettings
 from station.collector.privacy import Location, LocationPolicy
 from station.collector.stored import Skipped, detection_problem
 from station.collector.taxa import Taxon, taxon_for
@@ -251,6 +262,8 @@ class _Deployment:
     start: datetime
     end: datetime
     events: int = 0
+    effort: Effort | None = None
+    timestamp_issues: bool | None = None
 
 
 @dataclass(slots=True)
@@ -380,10 +393,57 @@ def _deployment_row(d: _Deployment, loc: Location, grid_deg: float) -> dict[str,
             "cameraHeight": d.camera.get("height_m"),
             "cameraTilt": None if tilt is None else round(tilt),
             "cameraHeading": None if heading is None else round(heading),
+            "timestampIssues": d.timestamp_issues,
             "deploymentTags": f"station:{d.station_id}",
-            "deploymentComments": (f"Coordinates generalised to the centre of a {grid_deg:g} degree grid cell "
-                                   "to protect the site; exact values are kept by the collector."
-                                   if loc.generalised else None)}
+            "deploymentComments": " ".join(c for c in (
+                f"Coordinates generalised to the centre of a {grid_deg:g} degree grid cell to protect the site; "
+                "exact values are kept by the collector." if loc.generalised else "",
+                comment(d.effort) if d.effort is not None else "") if c) or None}
+
+
+def _clock_behind(beats: list[dict[str, Any]], drift_s: float) -> bool:
+    """Two heartbeats in a row that arrived more than ``drift_s`` after they say they were sent
+    (one alone may be a retained one replayed to a restarted collector)."""
+    late = [b["received_at"] is not None and (b["received_at"] - b["sent_at"]).total_seconds() > drift_s
+            for b in beats]
+    return any(a and b for a, b in zip(late, late[1:]))
+
+
+def _add_effort(db: Any, cfg: CollectorConfig, deployments: list[_Deployment], since: Any, until: Any,
+                now: datetime) -> None:
+    """Stretch each deployment over its station's heartbeats and statuses (within the export's
+    window, and not into the station's next deployment) and reckon its effort."""
+    settings = RuleSettings.from_config(cfg.alerts)
+    lo_all = times.EARLIEST if since is None else _utc_param(since)
+    hi_all = now if until is None else min(now, _utc_param(until))
+    by_station: dict[str, list[_Deployment]] = {}
+    for d in deployments:
+        by_station.setdefault(d.station_id, []).append(d)
+    for station, deps in by_station.items():
+        deps.sort(key=lambda d: d.start)
+        lo = lo_all
+        for i, d in enumerate(deps):
+            hi = deps[i + 1].start if i + 1 < len(deps) else hi_all
+            record = station_record(db, station, since=lo, until=max(hi, d.end), now=now, settings=settings)
+            effort = record.effort
+            if effort is not None and effort.start is not None:
+                d.start, d.end = min(d.start, _second(effort.start)), max(d.end, _second(effort.end, up=True))
+                d.effort = effort
+            flagged = db.clock_flagged(station, d.start, d.end + timedelta(seconds=1)) \
+                or any(b.get("clock_skew_s") is not None for b in record.beats)
+            if flagged or _clock_behind(record.beats, settings.clock_drift_s):
+                d.timestamp_issues = True
+            elif record.beats:
+                d.timestamp_issues = False
+            lo = d.end
+
+
+def _utc_param(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    return times.parse(str(value), date_ok=True)
 
 
 def _spatial(points: list[tuple[float, float]]) -> dict[str, Any]:
@@ -440,9 +500,10 @@ def _descriptor(cfg: CollectorConfig, deployments: list[dict], taxa: _Taxa, medi
 
 def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exact: bool = False,
                       station: str | None = None, since: Any = None, until: Any = None, page: int = 1000,
-                      created: datetime | None = None) -> ExportSummary:
+                      created: datetime | None = None, now: datetime | None = None) -> ExportSummary:
     """Write a Camtrap DP 1.0.2 package of the detections (``since <= start < until``) to
-    ``out_dir``: public coordinates unless ``exact``. Raises :class:`ExportError`."""
+    ``out_dir``: public coordinates unless ``exact``; deployments carry the effort reckoned
+    up to ``now`` (default: the wall clock). Raises :class:`ExportError`."""
     out = _prepare_dir(Path(out_dir), private=exact)
     policy = LocationPolicy(cfg.privacy)
     sensitive = None if exact else policy.sensitive_stations(db)
@@ -488,6 +549,7 @@ def export_camtrap_dp(db: Any, cfg: CollectorConfig, out_dir: str | Path, *, exa
             obs_count += len(observations)
         if not detections:
             raise _nothing(station, since, until, skipped)
+        _add_effort(db, cfg, list(deployments.values()), since, until, now or datetime.now(timezone.utc))
         dep_rows, generalised = [], []
         for d in sorted(deployments.values(), key=lambda d: d.deployment_id):
             loc = policy.location(d.station_id, d.latitude, d.longitude, d.uncertainty_m,

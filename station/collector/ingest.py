@@ -69,6 +69,7 @@ class _Incoming:
     qos: int
     generation: int     # which connection it came on
     received: float     # time.monotonic()
+    retained: bool = False  # a retained message replayed to a new subscription: no sign of life now
 
 
 class Ingest:
@@ -93,6 +94,10 @@ class Ingest:
         self.counters: dict[str, int] = collections.Counter()
         self.rejected: dict[str, int] = collections.Counter()
         self.last_batch: dict[str, Any] = {}
+        self.listening_since: float | None = None
+        """Wall-clock time since when every subscription has been granted on the current
+        connection (None while not): silence is judged only over time the collector listened."""
+        self._extra: list[tuple[str, Callable[..., None]]] = []  # optional subscriptions and their handlers
         self._password = read_password(cfg.mqtt)
         self._tls = build_tls_context(cfg.mqtt)
         self._client = self._make_client()
@@ -103,7 +108,15 @@ class Ingest:
         shared = [all_stations(k, prefix) for k in ("detection", "thumbnail")]
         if group:
             shared = [f"$share/{group}/{t}" for t in shared]
-        return shared + [all_stations(k, prefix) for k in ("status", "health")]
+        return shared + [all_stations(k, prefix) for k in ("status", "health")] + [t for t, _ in self._extra]
+
+    def add_subscription(self, topic: str, handler: Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]) -> None:
+        """Before :meth:`start`: also subscribe to ``topic`` (QoS 1) and hand its messages to
+        ``handler`` on the network thread (which must acknowledge them: ``manual_ack``). Optional:
+        a broker that refuses it (an account provisioned before it was granted) is logged, and
+        the rest of the ingest goes on."""
+        self._extra.append((topic, handler))
+        self._client.message_callback_add(topic, handler)
 
     # -- client ----------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -186,13 +199,19 @@ class Ingest:
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         refused = False
+        optional = {t for t, _ in self._extra}
         for topic, code in zip(self.subscriptions(), reason_codes):
             if code.is_failure:
+                if topic in optional:
+                    log.warning("broker refused an optional subscription (run station provision again to "
+                                "bring the collector's role up to date)", topic=topic, reason=str(code))
+                    continue
                 refused = True
                 self._last_error = f"subscription to {topic} refused: {code}"
                 log.error("broker refused a subscription (check the collector's ACL)", topic=topic,
                           reason=str(code))
         if not refused:
+            self.listening_since = time.time()
             self._subscribed.set()
             log.info("collector subscribed", topics=len(reason_codes))
 
@@ -201,6 +220,7 @@ class Ingest:
             self._generation += 1
         self._connected.clear()
         self._subscribed.clear()
+        self.listening_since = None
         self.counters["disconnects"] += 1
         if not self._stop.is_set():
             self._last_error = f"disconnected: {reason}"
@@ -214,7 +234,7 @@ class Ingest:
             self.counters["qos0_dropped"] += 1
             return
         self._queue.put(_Incoming(message.topic, message.payload, message.mid, message.qos,
-                                  self._generation, time.monotonic()))
+                                  self._generation, time.monotonic(), bool(message.retain)))
 
     # -- writer thread ---------------------------------------------------------------
     def _connect_db(self) -> Database:
@@ -307,6 +327,9 @@ class Ingest:
         self.counters["thumbnails"] += result.thumbnails
         self.counters["statuses"] += result.statuses
         self.counters["healths"] += result.healths
+        if result.implausible:
+            self.counters["implausible"] += result.implausible
+            log.warning("heartbeat values left out as impossible", heartbeats=result.implausible)
         self.counters["rejected"] += len(rejections)
         now = time.monotonic()
         self.last_batch = {"messages": len(batch), "inserted": result.inserted, "duplicates": result.duplicates,
@@ -366,7 +389,8 @@ class Ingest:
                 by_kind[a.kind].append(a.payload)
         return self._db.store_batch(by_kind["detection"], by_kind["status"], by_kind["health"],
                                     thumbnails=thumbs, rejections=rejections,
-                                    max_clock_skew_s=self.cfg.collector.max_clock_skew_s)
+                                    max_clock_skew_s=self.cfg.collector.max_clock_skew_s,
+                                    heard={a.station_id for item, a in kept if not item.retained})
 
     def _store_one_by_one(self, kept: list[tuple[_Incoming, Accepted]], thumbs: list[ThumbnailRow],
                           rejections: list[Rejection], cause: StorageError) -> BatchResult:

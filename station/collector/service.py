@@ -28,6 +28,8 @@ from station.collector.db import Database, StorageError
 from station.collector.ingest import Ingest
 from station.collector.outbound import Outbound, PahoLink
 from station.collector.republish import DetectionFeed
+from station.collector.snapshots import SnapshotCommands, SnapshotDesk
+from station.collector.station_watch import StationWatch
 from station.config.collector import CollectorConfig
 from station.log import get_logger
 
@@ -110,11 +112,14 @@ class WriterWatch:
 
 class CollectorService:
     def __init__(self, cfg: CollectorConfig, ingest: Ingest, alerter: Alerter | None, http: Any | None,
-                 outbound: Outbound | None = None):
+                 outbound: Outbound | None = None, watch: StationWatch | None = None,
+                 snapshots: SnapshotDesk | None = None):
         self.cfg = cfg
         self.ingest = ingest
         self.outbound = outbound
         self.alerter = alerter
+        self.watch = watch
+        self.snapshots = snapshots
         self.http = http
         self._stop_requested = threading.Event()
         self._stopped = False
@@ -157,25 +162,35 @@ class CollectorService:
                 listener(payloads)
 
         ingest = Ingest(cfg, open_db, on_stored=stored if listeners else None)
-        outbound = None
-        if cfg.feed.enabled:  # publishes on the ingest's connection, woken after each of its commits
-            outbound = Outbound(PahoLink(ingest.mqtt_client), open_db, [DetectionFeed(cfg)])
+        watch = None
+        if alerter is not None and cfg.alerts.station_alerts:  # silent, gone, trouble, power, digest
+            watch = StationWatch.from_config(cfg, alerter.targets, open_db,
+                                             listening=lambda: ingest.listening_since)
+        streams: list[Any] = [DetectionFeed(cfg)] if cfg.feed.enabled else []
+        if serve:  # the dashboard's "a picture now": requests published as commands
+            streams.append(SnapshotCommands(cfg))
+        outbound = snapshots = None
+        if streams:  # publishes on the ingest's connection, woken after each of its commits
+            outbound = Outbound(PahoLink(ingest.mqtt_client), open_db, streams)
             ingest.on_committed = outbound.wake
             try:
                 outbound.prepare()  # before the ingest stores anything: a new feed starts after what is stored
             except StorageError as exc:
                 raise CollectorSetupError(f"collector.database_url: {exc}") from None
+        if serve and outbound is not None:
+            snapshots = SnapshotDesk(cfg, open_db, wake=outbound.wake)
+            ingest.add_subscription(snapshots.results_topic, snapshots.on_result)
         server = None
         if serve:
             from station.collector.web.app import create_app
             from station.collector.web.auth import TokenFileError
             from station.collector.web.server import HttpServer
             try:
-                app = create_app(cfg, stats=lambda: service_stats())
+                app = create_app(cfg, stats=lambda: service_stats(), snapshots=snapshots)
             except (TokenFileError, ValueError) as exc:  # the token file changed since preflight
                 raise CollectorSetupError(str(exc)) from None
             server = HttpServer(app, host=cfg.http.host, port=cfg.http.port)
-        service = cls(cfg, ingest, alerter, server, outbound)
+        service = cls(cfg, ingest, alerter, server, outbound, watch, snapshots)
 
         def service_stats() -> dict[str, Any]:
             return service.stats()
@@ -183,9 +198,13 @@ class CollectorService:
         return service
 
     def start(self) -> "CollectorService":
+        if self.snapshots is not None:
+            self.snapshots.start()
         self.ingest.start()
         if self.outbound is not None:
             self.outbound.start()
+        if self.watch is not None:
+            self.watch.start()
         if self.http is not None:
             self.http.start()
             log.info("collector dashboard", url=self.url)
@@ -230,6 +249,10 @@ class CollectorService:
             out["alerts"] = self.alerter.stats()
         if self.outbound is not None:
             out["feed"] = self.outbound.stats()
+        if self.watch is not None:
+            out["station_alerts"] = self.watch.stats()
+        if self.snapshots is not None:
+            out["snapshots"] = dict(self.snapshots.counters)
         return out
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -244,9 +267,13 @@ class CollectorService:
         self.notifier.stopping()
         if self.http is not None:
             self.http.stop()
+        if self.watch is not None:
+            self.watch.stop(timeout=self.cfg.alerts.timeout_s)
         if self.outbound is not None:
             self.outbound.stop()
         self.ingest.stop()
+        if self.snapshots is not None:
+            self.snapshots.stop()
         if self.alerter is not None:
             self.alerter.stop(timeout=self.cfg.alerts.timeout_s)
 

@@ -143,6 +143,34 @@ class AlertsSection(Section):
     """Put a link to the dashboard in each notification."""
     timeout_s: float = Field(default=20.0, gt=0, le=300)
 
+    # -- station alerts: silent, gone, trouble, power, reported problems, the daily digest --
+    station_alerts: bool = True
+    """Tell rangers when a station falls silent, goes offline, has trouble (camera, disk,
+    outbox, clock), runs low on power or reports a problem, and when it recovers."""
+    check_interval_s: float = Field(default=60.0, gt=0, le=3600)
+    """How often the collector checks every station (a timer: silence needs no message)."""
+    silent_after_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    """A station with no heartbeat or status for this long is silent. Default: learned per
+    station, missed_heartbeats times the interval of its own heartbeats."""
+    missed_heartbeats: int = Field(default=3, ge=1, le=100)
+    """With silent_after_s unset: this many heartbeats missed in a row make a station silent."""
+    gone_after_s: float = Field(default=300.0, ge=0, le=86400)
+    """A station whose link dropped (its MQTT will) is reported once it has stayed offline this
+    long: a link that comes back within it says nothing."""
+    outbox_age_s: float = Field(default=1800.0, gt=0, le=30 * 86400)
+    """Trouble when a station's oldest undelivered message is older than this and its outbox
+    is not shrinking (or the outbox is full)."""
+    clock_drift_s: float = Field(default=300.0, gt=0, le=7 * 86400)
+    """Trouble when a station's clock is off by more than this: ahead (collector.max_clock_skew_s
+    flags it), or behind (two heartbeats in a row arrive this late), or by its own estimate."""
+    battery_low_v: float | None = Field(default=None, gt=0, le=100)
+    """Power alert below this battery voltage (needs a station that reports one). Unset: only
+    the station's own low-battery and under-voltage flags."""
+    digest: bool = True
+    """Send a daily digest: detections per station and tag, and the stations that need a visit."""
+    digest_at: str = Field(default="07:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """When the digest goes out, HH:MM in the zone of http.timezone."""
+
 
 class Contributor(Section):
     title: str = Field(min_length=1)

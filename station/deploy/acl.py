@@ -5,7 +5,9 @@ Each account is a plugin *client* whose client id is bound to its user name, hol
 
     camtrap-station-<id>     one per station: writes its own feed, reads its own commands
     camtrap-collector        reads every station's feed, also as a member of a shared
-                             subscription ($share/<group>/...); writes the republished feed
+                             subscription ($share/<group>/...); writes the republished feed;
+                             asks stations for a snapshot (the dashboard's "a picture now")
+                             and reads their command results
     camtrap-researcher       reads the republished feed with generalised coordinates, and
                              status and health (neither carries a coordinate)
     camtrap-exact-locations  adds the republished feed with exact coordinates (trusted accounts:
@@ -88,6 +90,7 @@ def role_acls(role: str) -> list[Acl]:
         rules = [a for kind in FEED for a in _read(f"{p}/+/{kind}")]
         rules += [a for kind in ("detection", "thumbnail") for a in _shared_read(f"{p}/+/{kind}")]
         rules += _write(f"{p}/{FEED_LEVEL}/#")
+        rules += _write(f"{p}/+/command/snapshot") + _read(f"{p}/+/command_result")  # snapshot only, not reload
     elif role == "camtrap-researcher":
         rules = _read(f"{p}/{FEED_LEVEL}/generalised/#") + _read(f"{p}/+/status") + _read(f"{p}/+/health")
     elif role == EXACT_ROLE:

@@ -2,15 +2,15 @@
 
     app = create_app(cfg, stats=ingest.stats)   # Starlette (ASGI); HttpServer runs it
 
-Every route answers GET (and HEAD); one also takes POST: a researcher's verification of an
-event (``/api/detections/{event_id}/verifications``), which needs a named token
-(:mod:`station.collector.web.auth`) and a JSON body. Without a token a view is public:
-stations are generalised as ``[privacy]`` says; a valid ``Authorization: Bearer TOKEN``
-gives the exact view; a wrong token is refused (401) rather than quietly served the
-public view, and with ``[http] public = false`` every API request needs one. The token
-travels in a header, never in a cookie, so another site cannot make a browser send it
-(no CSRF); no CORS header is ever sent. Routes and parameters: docs/collector-api.md
-(and ``/api/openapi.json``).
+Every route answers GET (and HEAD); two also take POST, each needing a token and a JSON
+body: a researcher's verification of an event (``/api/detections/{event_id}/verifications``,
+a named token, :mod:`station.collector.web.auth`) and asking a station for a picture
+(``/api/stations/{id}/snapshots``). Without a token a view is public: stations are
+generalised as ``[privacy]`` says; a valid ``Authorization: Bearer TOKEN`` gives the exact
+view; a wrong token is refused (401) rather than quietly served the public view, and with
+``[http] public = false`` every API request needs one. The token travels in a header, never
+in a cookie, so another site cannot make a browser send it (no CSRF); no CORS header is
+ever sent. Routes and parameters: docs/collector-api.md (and ``/api/openapi.json``).
 
 A stored row that breaks the feed's rules (:mod:`station.collector.stored`) never breaks
 an answer: it is left out and named (``skipped``), and asked for alone it is a 422.
@@ -47,6 +47,7 @@ from station.collector.web import params as p
 from station.collector.web.auth import Forbidden, TokenFileError, Tokens, Unauthorized, Viewer
 from station.collector.web.databases import Databases
 from station.collector.web.openapi import openapi
+from station.collector.web.stationpage import StationPages
 from station.collector.web.views import detection_item, station_item
 from station.config.collector import CollectorConfig
 from station.feed.messages import ThumbnailError
@@ -83,7 +84,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope["path"].startswith("/static/") or scope["path"] == "/"
+        static = scope["path"].startswith(("/static/", "/stations/")) or scope["path"] == "/"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -149,7 +150,8 @@ class _Api:
                     if not self.databases.pooled:
                         raise
                 # A pooled connection may have died with its server (a restart): once more, on a
-                # new one. Safe: these handlers only read.
+                # new one. Safe: the routes that read only read, and the two that write fail
+                # first on a dead connection (nothing was stored to repeat).
                 with self.databases.connection() as db:
                     return handler(request, db, exact)
             return self._answer(request, work)
@@ -375,25 +377,34 @@ class _Api:
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     allowed = (exc.headers or {}).get("Allow", "GET, HEAD")
-    read_only = "" if "POST" in allowed else (": this route is read-only (the one route that writes is "
-                                              "POST /api/detections/{event_id}/verifications)")
+    read_only = "" if "POST" in allowed else (": this route is read-only (the routes that write are "
+                                              "POST /api/detections/{event_id}/verifications and "
+                                              "POST /api/stations/{id}/snapshots)")
     message = {404: f"no such page: {request.url.path}",
                405: f"method {request.method} not allowed (allowed: {allowed}){read_only}"}.get(
         exc.status_code, str(exc.detail))
     return _error(exc.status_code, message, dict(exc.headers or {}))
 
 
-def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None) -> Starlette:
+def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None,
+               snapshots: Any | None = None, clock: Callable[[], float] | None = None) -> Starlette:
     """The API and dashboard over the database of ``cfg``; ``stats`` gives the ingest's live
-    counters for ``/api/collector``. Raises :class:`TokenFileError` for an unreadable token
+    counters for ``/api/collector``; ``snapshots`` (a :class:`~station.collector.snapshots.SnapshotDesk`)
+    takes the station page's picture requests (without it they are a 503); ``clock`` (tests)
+    is the station page's "now". Raises :class:`TokenFileError` for an unreadable token
     file and ValueError for a private collector without one."""
     if not cfg.http.public and cfg.http.token_file is None:
         raise ValueError("http.public = false needs http.token_file: nobody could read the API")
     databases = Databases(cfg.collector.sqlite_resolved_url())
     api = _Api(cfg, stats, databases)
 
+    pages = StationPages(cfg, snapshots, clock)
+
     def dashboard(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    def station_page(request: Request) -> Response:
+        return FileResponse(STATIC / "station.html", media_type="text/html; charset=utf-8")
 
     def get(path: str, endpoint: Callable[..., Response]) -> Route:
         return Route(path, endpoint, methods=["GET"])
@@ -411,6 +422,12 @@ def create_app(cfg: CollectorConfig, *, stats: Callable[[], dict] | None = None)
         Route("/api/detections/{event_id}/verifications", api.verifications, methods=["GET", "POST"]),
         get("/api/verifications/confusion", api.guarded(api.confusion)),
         get("/api/whoami", api.whoami),
+        get("/stations/{station_id}", station_page),
+        get("/api/stations/{station_id}", api.guarded(pages.station)),
+        get("/api/stations/{station_id}/health", api.guarded(pages.health)),
+        get("/api/effort", api.guarded(pages.effort)),
+        Route("/api/stations/{station_id}/snapshots", api.guarded(pages.request_snapshot), methods=["POST"]),
+        get("/api/stations/{station_id}/snapshots/{request_id}", api.guarded(pages.snapshot)),
         get("/thumbnails/{event_id}.jpg", api.guarded(api.thumbnail)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

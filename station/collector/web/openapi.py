@@ -24,6 +24,10 @@ _SPECIES = _param("species", "Species, as the station's classifier names it (e.g
 _SINCE = _param("since", "Detections starting at or after this RFC 3339 time (or date).", _TIME)
 _UNTIL = _param("until", "Detections starting before this RFC 3339 time (or date).", _TIME)
 _EVENT = _param("event_id", "The event's id (UUIDv7).", {"type": "string"}, "path")
+_STATION_PATH = _param("station_id", "The station's id.", {"type": "string"}, "path")
+_REQUEST = _param("request_id", "The snapshot request's id (from the POST).", {"type": "string"}, "path")
+_FROM = _param("since", "Window start, RFC 3339 (default: 7 days before `until`; at most 400 days).", _TIME)
+_TO = _param("until", "Window end, RFC 3339 (default: now).", _TIME)
 
 
 def _get(summary: str, parameters: list[dict[str, Any]], content: str = "application/json",
@@ -103,6 +107,27 @@ def openapi(*, public: bool, timezone: str) -> dict[str, Any]:
                 "overall and per station", [_STATION, _SINCE, _UNTIL]),
             "/api/whoami": _get("What the token sent may do: `exact` coordinates, `name`, `can_verify`", []),
             "/thumbnails/{event_id}.jpg": _get("An event's thumbnail", [_EVENT], "image/jpeg"),
+            "/stations/{station_id}": _get("The station page (HTML)", [_STATION_PATH], "text/html",
+                                           restricted=False),
+            "/api/stations/{station_id}": _with(_get(
+                "One station: status, heartbeat, problems now, alert rows, impossible values counted",
+                [_STATION_PATH]), "404", "No such station."),
+            "/api/stations/{station_id}/health": _with(_get(
+                "Timeline (online, sleeping, camera failed, tampered, silent, offline), effort and the "
+                "plotted figures (temperature, battery) over a window", [_STATION_PATH, _FROM, _TO]),
+                "404", "No such station."),
+            "/api/effort": _get("Camera-days and downtime of every station over a window", [_STATION, _FROM, _TO]),
+            "/api/stations/{station_id}/snapshots": {"post": {
+                "summary": "Ask the station for a picture now (a token is needed); 202 with the request",
+                "parameters": [_STATION_PATH],
+                "responses": {"202": {"description": "Asked; poll the request."},
+                              "401": {"description": "No valid token."},
+                              "404": {"description": "No such station."},
+                              "503": {"description": "The collector is not connected to the broker, or the "
+                                                     "database is unavailable."}}}},
+            "/api/stations/{station_id}/snapshots/{request_id}": _with(_get(
+                "What became of a snapshot request: pending, taken (event_id, thumbnail_url), failed, expired",
+                [_STATION_PATH, _REQUEST]), "404", "No such request."),
             "/healthz": _get("Liveness: the database answers", [], restricted=False),
         },
     }

@@ -118,7 +118,9 @@
       const outbox = el("td", { class: "num outbox" }, s.outbox_depth === null ? "—" : String(s.outbox_depth));
       if (s.outbox_full) outbox.append(el("span", { class: "sub", text: "full" }));
       body.append(el("tr", { "data-station": s.station_id },
-        el("td", {}, el("strong", { text: s.station_id }), el("span", { class: "sub", text: s.deployment_id || "" })),
+        el("td", {}, el("strong", {}, el("a", { class: "station-link", href: "/stations/" + encodeURIComponent(s.station_id),
+                                                text: s.station_id })),
+          el("span", { class: "sub", text: s.deployment_id || "" })),
         el("td", { class: "state" }, status,
           el("span", { class: "sub", text: s.status ? s.status.reason.replace("_", " ") : "" })),
         heard,
