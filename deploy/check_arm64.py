@@ -3,9 +3,8 @@
 
     check_arm64.py requirements PYPROJECT EXTRAS     the station's requirements with EXTRAS, one a line
     check_arm64.py missing PIP_OUTPUT                 the packages pip found no wheel for (one a line)
-    check_arm64.py summary REPORT REQUIREMENTS --python 3.11.2 [--apt numpy==1.24.2 ...] [--json OUT]
-                      [--constraints FILE]
-                                                      the resolved set, and markers read again for the Pi
+    check_arm64.py summary REPORT REQUIREMENTS --python 3.11.2 [--apt NAME==VERSION ...]
+                   [--constraints FILE] [--json OUT]  the resolved set, and markers read again for the Pi
     check_arm64.py installed RESOLVED PIP_LIST VENV   did pip on the (emulated) Pi install that set?
     check_arm64.py picture OUT                        a synthetic forest still with an animal (needs the station)
     check_arm64.py probe PICTURE                      classify it and run every model once: JSON on stdout
