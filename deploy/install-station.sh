@@ -33,8 +33,8 @@ done
 require_root_user
 
 CHECKOUT=$(checkout_root)
-SRC=/opt/station/src
-VENV=/opt/station/venv
+SRC=$STATION_SRC
+VENV=$STATION_VENV
 ETC=/etc/station
 DATA=/var/lib/station
 USER_NAME=$(unit_user "$CHECKOUT/systemd/station.service" station)
@@ -66,7 +66,7 @@ apt_install "${packages[@]}"
 ensure_user "$USER_NAME" "$DATA" video render
 
 # 3. Code and models, and the venv that runs them.
-install_code "$CHECKOUT" "$SRC" "$VENV" litert "$SRC/deploy/constraints-pi.txt" --system-site-packages
+install_code "$CHECKOUT" "$SRC" "$VENV" "$STATION_EXTRAS" "$SRC/$STATION_CONSTRAINTS" --system-site-packages
 
 # 4. Configuration: readable by root and the station's group only (it holds the exact position).
 ensure_dir "$ETC" 0750 "root:$USER_NAME"

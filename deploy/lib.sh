@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared by deploy/install-station.sh and deploy/install-collector.sh (sourced, never run).
+# Shared by deploy/install-station.sh, deploy/install-collector.sh and deploy/check-arm64.sh
+# (sourced, never run).
 #
 # Every step looks before it acts, so a second run changes nothing. With --root DIR
 # (or ROOT=DIR) every path is taken under DIR and files are really written there,
@@ -8,6 +9,17 @@
 # into a temporary folder this way, and a packager can use it as a DESTDIR.
 
 ROOT=${ROOT:-}
+
+# The station's code and venv on the Pi, and what pip installs there: the extras and the
+# constraints install-station.sh uses, which deploy/check-arm64.sh checks for aarch64.
+# shellcheck disable=SC2034  # read by the scripts that source this file
+STATION_SRC=/opt/station/src
+# shellcheck disable=SC2034
+STATION_VENV=/opt/station/venv
+# shellcheck disable=SC2034
+STATION_EXTRAS=litert
+# shellcheck disable=SC2034
+STATION_CONSTRAINTS=deploy/constraints-pi.txt
 
 log() { printf '%s: %s\n' "$PROG" "$*"; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
