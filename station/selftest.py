@@ -388,8 +388,10 @@ def check_schedule(cfg: StationConfig, now: float | None = None) -> Check:
     from station.schedule import format_change, is_active
 
     s = cfg.schedule
+    low = (f"; below {s.low_battery[0]:g} V on the battery: {s.reduced().describe()} (schedule.low_battery_v)"
+           if s.low_battery is not None else "")
     if s.mode == "always":
-        return Check("schedule", OK, "always watching (schedule.active = \"always\")")
+        return Check("schedule", OK, "always watching (schedule.active = \"always\")" + low)
     now = time.time() if now is None else now
     active, change = is_active(cfg, now)
     verb = "sleeps" if active else "wakes"
@@ -402,7 +404,7 @@ def check_schedule(cfg: StationConfig, now: float | None = None) -> Check:
         live = True
     if not live:
         text += " (ignored for this camera: replays and simulations run on their own clock)"
-    return Check("schedule", OK, text)
+    return Check("schedule", OK, text + low)
 
 
 def check_software() -> Check:

@@ -136,7 +136,7 @@ def test_a_watt_hour_file_that_cannot_be_right_is_set_aside_and_counting_starts_
 
 
 # -- the sampler: monitor, flags and ledger together ----------------------------------------------
-def test_the_sampler_counts_undervoltage_episodes_and_reports_a_dead_monitor_by_name(tmp_path):
+def test_the_sampler_counts_undervoltage_episodes_and_reports_a_dead_monitor_by_name(tmp_path, caplog):
     root = pi4_sys(tmp_path / "sys")
     chip = FakeINA219Bus()
     chip.set(12.4, 0.25)
@@ -150,6 +150,8 @@ def test_the_sampler_counts_undervoltage_episodes_and_reports_a_dead_monitor_by_
         state = sampler.sample()
         clock[0] += 10
     assert state.undervoltage_events == 2 and state.flags.undervoltage is True
+    warned = [r for r in caplog.records if "under-voltage" in r.getMessage()]
+    assert len(warned) == 1, "a supply dipping again within ten minutes is counted, not logged again"
     assert state.reading.battery_v == pytest.approx(12.4, abs=0.004) and state.monitor_error is None
     assert state.energy.wh_today == pytest.approx(state.reading.power_w * 40 / 3600, rel=1e-3)
 

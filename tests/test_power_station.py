@@ -24,7 +24,7 @@ from station.power.ina219 import INA219
 from station.power.low_battery import LowBatteryGate
 from station.power.pi import PiFlagsReader
 from station.power.sampler import PowerSampler
-from station.selftest import FAIL, OK, WARN, check_power, check_supply, check_temperature
+from station.selftest import FAIL, OK, WARN, check_power, check_schedule, check_supply, check_temperature
 from tests.power_fakes import FakeINA219Bus, pi4_sys, pi5_sys
 from tests.test_schedule import VLAD, PacedCamera, daemon_config, local, until
 
@@ -202,6 +202,7 @@ def test_selftest_reads_the_battery_and_warns_naming_low_battery_v(tmp_path):
     check = check_power(c, opener=lambda: INA219(chip, 0x40, 0.1, bus_number=1))
     assert check.level == FAIL and check.key == "power.i2c_address" and "i2c-1 at 0x40" in check.message
     assert check_power(cfg()).level == OK and "power.monitor" in check_power(cfg()).message
+    assert "below 11.8 V on the battery: dusk-dawn, margin 30 min" in check_schedule(c).message
 
 
 def test_selftest_on_a_pi_names_undervoltage_and_heat(tmp_path):

@@ -30,6 +30,8 @@ log = get_logger("power")
 
 MAX_EVENTS = 1_000_000
 """Counters stop here (health/1's bound): a number beyond it is not a count but a fault."""
+UNDERVOLTAGE_LOG_EVERY_S = 600.0
+"""A supply that dips again and again is logged at most this often (health counts them all)."""
 
 
 class Monitor(Protocol):
@@ -69,6 +71,9 @@ class PowerSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sample_lock = threading.Lock()
+        self._undervoltage_warned: float | None = None
+        """Monotonic time of the last under-voltage warning."""
+        self._episode_logged = False
 
     def state(self) -> PowerState:
         return self._state
@@ -81,14 +86,7 @@ class PowerSampler:
             before = self._state
             reading, error = self._read_monitor()
             flags = self._read_flags()
-            events = before.undervoltage_events
-            was_under = bool(before.flags and before.flags.undervoltage)
-            if flags is not None and flags.undervoltage and not was_under:
-                events = min(MAX_EVENTS, events + 1)
-                log.warning("power: the Pi's own supply is under-voltage (below about 4.6 V): check the "
-                            "5 V converter and its cable", source=flags.source, times=events)
-            elif was_under and flags is not None and not flags.undervoltage:
-                log.info("power: the Pi's supply voltage is normal again", source=flags.source)
+            events = self._count_undervoltage(before, flags)
             if error != before.monitor_error:
                 if error is not None:
                     log.error("power: battery monitor failed; trying again at each sample",
@@ -103,6 +101,25 @@ class PowerSampler:
             self._state = PowerState(at=now, monitor=self.monitor_name, reading=reading, monitor_error=error,
                                      flags=flags, undervoltage_events=events, energy=energy)
             return self._state
+
+    def _count_undervoltage(self, before: PowerState, flags: PiFlags | None) -> int:
+        """The episode count after this sample; an episode's start and end are logged, at
+        most every :data:`UNDERVOLTAGE_LOG_EVERY_S`."""
+        events = before.undervoltage_events
+        was_under = bool(before.flags and before.flags.undervoltage)
+        if flags is None or flags.undervoltage == was_under:
+            return events
+        if flags.undervoltage:
+            events = min(MAX_EVENTS, events + 1)
+            mono, last = time.monotonic(), self._undervoltage_warned
+            self._episode_logged = last is None or mono - last >= UNDERVOLTAGE_LOG_EVERY_S
+            if self._episode_logged:
+                self._undervoltage_warned = mono
+                log.warning("power: the Pi's own supply is under-voltage (below about 4.6 V): check the "
+                            "5 V converter and its cable", source=flags.source, times=events)
+        elif self._episode_logged:
+            log.info("power: the Pi's supply voltage is normal again", source=flags.source, times=events)
+        return events
 
     def _read_monitor(self) -> tuple[BatteryReading | None, str | None]:
         if self._open_monitor is None:
