@@ -6,7 +6,8 @@
 #   sudo deploy/install-station.sh                           # config from the example, to edit
 #
 #   apt        python3-venv, python3-picamera2 (brings libcamera), rsync
-#   user       'station' (as systemd/station.service names it), in group video
+#   user       'station' (as systemd/station.service names it), in groups video, render
+#              and i2c (a battery monitor on the I2C pins), those that exist
 #   code       /opt/station/src (code, models), venv /opt/station/venv, made with
 #              --system-site-packages so picamera2 from apt is seen; pip installs the rest
 #   config     /etc/station/station.toml (never overwritten), mqtt-password, ca.crt
@@ -62,8 +63,9 @@ else
 fi
 apt_install "${packages[@]}"
 
-# 2. The user the daemon runs as: cameras are group video (render: the Pi 5's dma heaps).
-ensure_user "$USER_NAME" "$DATA" video render
+# 2. The user the daemon runs as: cameras are group video (render: the Pi 5's dma heaps);
+#    /dev/i2c-* is group i2c (an INA219 battery monitor, [power] in the config).
+ensure_user "$USER_NAME" "$DATA" video render i2c
 
 # 3. Code and models, and the venv that runs them.
 install_code "$CHECKOUT" "$SRC" "$VENV" "$STATION_EXTRAS" "$SRC/$STATION_CONSTRAINTS" --system-site-packages

@@ -17,7 +17,7 @@ STATION_SRC=/opt/station/src
 # shellcheck disable=SC2034
 STATION_VENV=/opt/station/venv
 # shellcheck disable=SC2034
-STATION_EXTRAS=litert
+STATION_EXTRAS=litert,power
 # shellcheck disable=SC2034
 STATION_CONSTRAINTS=deploy/constraints-pi.txt
 

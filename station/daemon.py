@@ -34,6 +34,7 @@ from station.events.recorder import EventRecorder
 if TYPE_CHECKING:
     from station.classifier.worker import ClassificationWorker
     from station.feed.service import FeedService
+    from station.power import PowerSampler
 from station.events.recovery import recover
 from station.events.reserve import RESERVE_NAME, RecordReserve
 from station.events.retention import DiskGuard
@@ -42,6 +43,7 @@ from station.events.writer import EventWriter
 from station.feed.control import CameraFacts, DiskFacts, StationFacts
 from station.log import get_logger
 from station.motion.types import MotionResult
+from station.power.low_battery import LowBatterySwitch
 from station.schedule import ScheduleClock, format_change
 
 log = get_logger("daemon")
@@ -61,7 +63,8 @@ class Stats:
     camera_state: str = "starting"
     last_frame_monotonic: float | None = None
     schedule_state: str = "active"
-    """"active", or "sleeping until HH:MM" outside the schedule's active hours."""
+    """"active", or "sleeping until HH:MM" outside the schedule's active hours; " (low
+    battery: dusk-dawn)" follows while the low-battery schedule applies."""
 
 
 @dataclass
@@ -105,6 +108,8 @@ class StationDaemon:
         self.recorder = recorder
         self.classifier = classifier
         self.feed: "FeedService | None" = None
+        self.power: "PowerSampler | None" = None
+        """Reads the battery monitor and the Pi's flags (set by build(); None: nothing to read)."""
         self.stats = Stats()
         self._stop = threading.Event()
         self._detector: Detector | None = None
@@ -126,20 +131,25 @@ class StationDaemon:
         """Wall clock for the schedule (tests hand in their own)."""
         self.sleep_poll_s = 2.0
         self._schedule = ScheduleClock()
+        self._battery = LowBatterySwitch()
         self._asleep = False
         self._ready_sent = False
         self._camera_error: str | None = None
 
     @classmethod
     def build(cls, cfg: StationConfig, camera: Camera | None = None,
-              on_event: Callable[[dict], None] | None = None) -> "StationDaemon":
+              on_event: Callable[[dict], None] | None = None,
+              power: "PowerSampler | None | bool" = True) -> "StationDaemon":
         """Wire the real pieces from a validated config.
 
         ``on_event`` receives each event's final record: after classification when the
-        classifier is enabled, else as soon as the event is closed.
+        classifier is enabled, else as soon as the event is closed. ``power``: True builds
+        the power sampler from ``[power]`` (None where there is nothing to read); tests hand
+        in their own (an INA219 on a fake bus), or None for none.
         """
         from station.camera import open_camera
         from station.classifier.worker import ClassificationWorker
+        from station.power import build_sampler
 
         camera = camera or open_camera(cfg.camera.uri, cfg.camera)
         store = EventStore(cfg.storage.data_dir)
@@ -172,6 +182,7 @@ class StationDaemon:
                                  frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
         daemon = cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
         daemon.feed = feed
+        daemon.power = build_sampler(cfg) if power is True else power or None
         return daemon
 
     def stop(self) -> None:
@@ -206,12 +217,18 @@ class StationDaemon:
                                  store_mb=round(self.store.size_bytes() / 2**20, 1), low=guard.low)
             except OSError:
                 pass
+        power = None
+        if self.power is not None:
+            from station.power import facts as power_facts
+
+            power = power_facts(self.power.state(),
+                                self._battery.low if self.cfg.schedule.low_battery is not None else None)
         return StationFacts(
             camera=CameraFacts(state=s.camera_state, uri=self.camera.uri, fps=self.camera.fps,
                                failures=s.camera_failures),
             disk=disk,
             pending_classification=self.classifier.pending if self.classifier is not None else 0,
-            schedule=s.schedule_state)
+            schedule=s.schedule_state, power=power)
 
     def _serve_reloads(self) -> None:
         while self._reload_requests:
@@ -255,6 +272,9 @@ class StationDaemon:
         if getattr(new, "mqtt", None) != getattr(old, "mqtt", None):
             notes.append("[mqtt] takes effect at the next restart")
             fixed["mqtt"] = old.mqtt
+        if new.power != old.power:
+            notes.append("[power] takes effect at the next restart")
+            fixed["power"] = old.power
         new = new.model_copy(update=fixed)
         self.cfg = new
         self.recorder.reconfigure(new.events, new.station.id, new.station.deployment_id)
@@ -329,11 +349,13 @@ class StationDaemon:
             self.classifier.start()
         if self.feed is not None:
             self.feed.start(self)
+        if self.power is not None:
+            self.power.start()
         log.info("station started", station=cfg.station.id, deployment=cfg.station.deployment_id,
                  camera=self.camera.uri, data_dir=str(cfg.storage.data_dir),
                  recovered_events=len(recovery.interrupted), restored_records=len(recovery.restored),
                  rebuilt_records=len(recovery.rebuilt), records_waiting_for_room=len(recovery.unwritten),
-                 schedule=cfg.schedule.describe())
+                 schedule=cfg.schedule.describe(), power=cfg.power.describe())
         if cfg.schedule.mode != "always" and not self.camera.live:
             log.warning("schedule ignored: a replay or simulation runs on its own clock",
                         camera=self.camera.uri, schedule=cfg.schedule.describe())
@@ -420,6 +442,8 @@ class StationDaemon:
             if finish_all:  # a replay ran out: the broker gets it all
                 self.feed.wait_delivered(60)
             self.feed.stop()
+        if self.power is not None:
+            self.power.stop()
         self._log_stats()
         log.info("station stopped", events=self.recorder.events_closed, frames=self.stats.frames)
 
@@ -481,7 +505,8 @@ class StationDaemon:
     def _status_line(self) -> str:
         s = self.stats
         if self._asleep:
-            return f"{s.schedule_state} ({self.cfg.schedule.describe()}); {self.recorder.events_closed} events"
+            schedule = "" if self._battery.low else f" ({self.cfg.schedule.describe()})"
+            return f"{s.schedule_state}{schedule}; {self.recorder.events_closed} events"
         if s.camera_state == "failed":
             return (f"camera {self.camera.uri} failed ({s.camera_failures}x): {self._camera_error}; "
                     f"retrying; {self.recorder.events_closed} events")
@@ -492,17 +517,21 @@ class StationDaemon:
     def _sleeping(self) -> bool:
         """Outside the schedule's active hours: the camera closed (the sensor and ISP draw
         most of a Pi camera trap's power, and no frames means no motion detection either),
-        requests still served, the watchdog fed. True while asleep."""
-        if self.cfg.schedule.mode == "always" and not self._asleep:
+        requests still served, the watchdog fed. True while asleep. The schedule is
+        ``[schedule] low_battery_active`` while the battery is low (station.power.low_battery)."""
+        cfg = self._battery.config(self.cfg, self.power.state() if self.power is not None else None)
+        if cfg.schedule.mode == "always" and not self._asleep:
+            self.stats.schedule_state = "active"
             return False
+        note = self._battery.note(self.cfg)
         now = self.clock()
-        active, change = self._schedule.check(self.cfg, now)
+        active, change = self._schedule.check(cfg, now)
         if active:
             if self._asleep:
                 self._asleep = False
-                self.stats.schedule_state = "active"
                 log.info("schedule: awake; opening the camera", until=format_change(change, now),
-                         schedule=self.cfg.schedule.describe())
+                         schedule=cfg.schedule.describe(), low_battery=self._battery.low)
+            self.stats.schedule_state = "active" + note
             return False
         until = format_change(change, now)
         if not self._asleep:
@@ -512,8 +541,9 @@ class StationDaemon:
                 self._close_camera()
                 self._camera_open = False
             self._detector = None  # a fresh background when the camera comes back
-            log.info("schedule: sleeping; camera closed", until=until, schedule=self.cfg.schedule.describe())
-        self.stats.schedule_state = f"sleeping until {until}" if change else f"sleeping ({until})"
+            log.info("schedule: sleeping; camera closed", until=until, schedule=cfg.schedule.describe(),
+                     low_battery=self._battery.low)
+        self.stats.schedule_state = (f"sleeping until {until}" if change else f"sleeping ({until})") + note
         if self._snapshot_requests:
             self._snapshot_while_asleep()
         left = change.timestamp() - now if change is not None else self.sleep_poll_s
@@ -547,12 +577,15 @@ class StationDaemon:
 
     def _log_stats(self) -> None:
         s = self.stats
+        power = {}
+        if self.power is not None and (reading := self.power.state().reading) is not None:
+            power = {"battery_v": reading.battery_v, "power_w": reading.power_w}
         log.info("stats", frames=s.frames, motion_frames=s.motion_frames, light_jumps=s.light_jumps,
                  events=self.recorder.events_closed, stills_written=self.writer.stills_written,
                  stills_dropped=self.writer.stills_dropped, writer_pending=self.writer.pending,
                  classified=self.classifier.classified if self.classifier else "off",
                  classify_pending=self.classifier.pending if self.classifier else 0,
-                 camera=s.camera_state, camera_failures=s.camera_failures)
+                 camera=s.camera_state, camera_failures=s.camera_failures, **power)
 
 
 def _answer(done: Callable, *args) -> None:

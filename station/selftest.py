@@ -6,6 +6,9 @@
     WARN  clock     2026-11-25 15:40 Asia/Vladivostok; not NTP-synchronised: ...
     FAIL  broker    mqtt.host/mqtt.port: collector.example.org:8883 refused the connection ...
     OK    schedule  dusk-dawn, margin 30 min: sleeping now; wakes at 16:12
+    OK    power     ina219 on i2c-1 at 0x40, shunt 0.1 ohm: battery 12.61 V, 0.214 A, 2.67 W
+    WARN  supply    the Pi's 5 V supply is under-voltage now (rpi_volt hwmon): ...
+    OK    temp      SoC 51.2 degrees C (warns at 80: power.warn_temperature_c)
     OK    software  station 0.1.0, Python 3.11.2, ai_edge_litert
 
 Every check runs under a time limit (a camera that hangs is a FAIL, not a frozen screen),
@@ -301,14 +304,94 @@ def check_broker(cfg: StationConfig, timeout_s: float = 10.0) -> Check:
                  f"MQTT {m.protocol}) in {took:.2f} s", seconds=took)
 
 
+# -- power -------------------------------------------------------------------------------
+def check_power(cfg: StationConfig, opener: Callable[[], Any] | None = None, timeout_s: float = 10.0) -> Check:
+    """Read the battery monitor once (``opener``: the tests' INA219 on a fake bus)."""
+    from station.power import open_monitor
+    from station.power.ina219 import MonitorError
+
+    p = cfg.power
+    opener = opener or open_monitor(cfg)
+    if opener is None:
+        return Check("power", OK, "no battery monitor (power.monitor = \"none\"): no battery voltage or "
+                     "watt-hours in health")
+
+    def read():
+        monitor = opener()
+        try:
+            return monitor.read()
+        finally:
+            close = getattr(getattr(monitor, "bus", None), "close", None)
+            if close is not None:
+                close()
+
+    where = p.describe()
+    try:
+        r = _within(read, timeout_s)
+    except _Hung:
+        return Check("power", FAIL, f"power.i2c_bus: {where} gave no answer within {timeout_s:g} s", "power.i2c_bus")
+    except MonitorError as exc:
+        text = str(exc) if str(exc).startswith(exc.key) else f"{exc.key}: {exc}"
+        return Check("power", FAIL, text, exc.key)
+    text = f"{where}: battery {r.battery_v:.2f} V, {r.current_a:.3f} A, {r.power_w:.2f} W"
+    limits = cfg.schedule.low_battery
+    if limits is not None and r.battery_v < limits[0]:
+        return Check("power", WARN, f"schedule.low_battery_v: {text}: below {limits[0]:g} V, so the station follows "
+                     f"the low-battery schedule ({cfg.schedule.reduced().describe()}) until above {limits[1]:g} V: "
+                     "charge or swap the battery", "schedule.low_battery_v")
+    if r.current_a < 0:
+        return Check("power", WARN, f"power.shunt_ohms: {text}: the current flows backwards (VIN+ and VIN- "
+                     "swapped?)", "power.shunt_ohms")
+    return Check("power", OK, text)
+
+
+def check_supply(cfg: StationConfig, flags: Any = None) -> Check:
+    """The Pi's own supply: under-voltage and throttling now (``flags``: a reader of a fake
+    /sys tree in the tests)."""
+    from station.power.pi import PiFlagsReader
+
+    f = (flags or PiFlagsReader()).read()
+    if f is None:
+        return Check("supply", OK, "not a Raspberry Pi (no under-voltage flags here)")
+    source = {"hwmon": "rpi_volt hwmon", "get_throttled": "firmware get_throttled",
+              "vcgencmd": "vcgencmd get_throttled"}[f.source]
+    if f.undervoltage:
+        return Check("supply", WARN, f"the Pi's 5 V supply is under-voltage now ({source}): the converter is too "
+                     "weak, its cable too thin or long, or the battery nearly flat; the Pi may crash or corrupt "
+                     "its card")
+    if f.throttled or f.frequency_capped:
+        return Check("supply", WARN, f"no under-voltage, but the Pi is slowing itself down now ({source}: "
+                     f"{'throttled' if f.throttled else 'frequency capped'}): too hot, see the temp line")
+    return Check("supply", OK, f"no under-voltage ({source})")
+
+
+def check_temperature(cfg: StationConfig, read: Callable[[], float | None] = sysinfo.cpu_temperature_c,
+                      flags: Any = None) -> Check:
+    limit = cfg.power.warn_temperature_c
+    celsius = read()
+    if celsius is None:
+        return Check("temp", OK, "no SoC temperature sensor on this machine")
+    text = f"SoC {celsius:.1f} degrees C"
+    if celsius >= limit:
+        return Check("temp", WARN, f"power.warn_temperature_c: {text}, at or above {limit:g}: the Pi slows "
+                     "itself down; shade the box, give it air or a heat sink", "power.warn_temperature_c")
+    f = flags.read() if flags is not None else None
+    if f is not None and f.soft_temperature_limit:
+        return Check("temp", WARN, f"power.warn_temperature_c: {text}, but the firmware's soft temperature limit "
+                     "is active: the Pi slows itself down", "power.warn_temperature_c")
+    return Check("temp", OK, f"{text} (warns at {limit:g}: power.warn_temperature_c)")
+
+
 # -- schedule, software ------------------------------------------------------------------
 def check_schedule(cfg: StationConfig, now: float | None = None) -> Check:
     from station.camera import parse_uri
     from station.schedule import format_change, is_active
 
     s = cfg.schedule
+    low = (f"; below {s.low_battery[0]:g} V on the battery: {s.reduced().describe()} (schedule.low_battery_v)"
+           if s.low_battery is not None else "")
     if s.mode == "always":
-        return Check("schedule", OK, "always watching (schedule.active = \"always\")")
+        return Check("schedule", OK, "always watching (schedule.active = \"always\")" + low)
     now = time.time() if now is None else now
     active, change = is_active(cfg, now)
     verb = "sleeps" if active else "wakes"
@@ -321,7 +404,7 @@ def check_schedule(cfg: StationConfig, now: float | None = None) -> Check:
         live = True
     if not live:
         text += " (ignored for this camera: replays and simulations run on their own clock)"
-    return Check("schedule", OK, text)
+    return Check("schedule", OK, text + low)
 
 
 def check_software() -> Check:
@@ -334,8 +417,12 @@ def check_software() -> Check:
 # -- all of it ----------------------------------------------------------------------------
 def run_selftest(cfg: StationConfig, timeout_s: float = 10.0) -> list[Check]:
     camera, still = check_camera(cfg, timeout_s)
+    from station.power.pi import PiFlagsReader
+
+    flags = PiFlagsReader()
     return [camera, check_model(cfg, still, timeout_s=max(30.0, 3 * timeout_s)), check_disk(cfg),
-            check_clock(cfg), check_broker(cfg, timeout_s), check_schedule(cfg), check_software()]
+            check_clock(cfg), check_broker(cfg, timeout_s), check_schedule(cfg), check_power(cfg, timeout_s=timeout_s),
+            check_supply(cfg, flags), check_temperature(cfg, flags=flags), check_software()]
 
 
 def exit_code(checks: list[Check]) -> int:

@@ -56,7 +56,7 @@ def _beat(station: str, t: float, k: int, state: str, life: Life) -> dict[str, A
         life.implausible_at.append(t)
     else:
         life.batteries.append((t, volts))
-    extra["power"] = {"battery_v": volts, "battery_low": False, "undervoltage": False}
+    extra["power"] = {"battery_v": volts, "low_battery": False, "undervoltage": False}
     if state == "sleeping":
         extra["schedule"] = "sleeping until 18:42"
     elif state == "camera_failed":

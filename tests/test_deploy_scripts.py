@@ -94,7 +94,8 @@ def test_installing_a_station_twice_changes_nothing_the_second_time(tmp_path):
     assert (target / "var/lib/station").is_dir()
     assert "useradd --system --user-group --home-dir /var/lib/station" in first
     assert "python3-picamera2" in first and "venv --system-site-packages" in first
-    assert f"-c {src}/deploy/constraints-pi.txt -e {src}[litert]" in first
+    assert f"-c {src}/deploy/constraints-pi.txt -e {src}[litert,power]" in first
+    assert "usermod -a -G i2c station" in first, "the battery monitor's /dev/i2c-* is group i2c"
 
     # Installed editable from src, the classifier finds the model beside its code: relative
     # model paths are taken from the folder above station/ (station/config/classifier.py).

@@ -9,7 +9,7 @@ from pathlib import Path
 from station.config import parse_config
 from station.events.store import EventStore
 from station.feed import messages as m
-from station.feed.control import CameraFacts, DiskFacts, StationFacts
+from station.feed.control import CameraFacts, DiskFacts, PowerFacts, StationFacts
 from station.feed.schema import validate_message
 from station.feed.service import FeedService
 from tests.broker import Subscriber, broker  # noqa: F401 (fixture)
@@ -30,7 +30,10 @@ class FakeStation:
 
     def facts(self) -> StationFacts:
         return StationFacts(camera=CameraFacts("failed", "rtsp://ranger:pw@cam/1", 10.0, 3),
-                            disk=DiskFacts(812.5, 40.2, False), pending_classification=2, schedule="active")
+                            disk=DiskFacts(812.5, 40.2, False), pending_classification=2, schedule="active",
+                            power=PowerFacts(monitor="ina219", battery_v=12.43, current_a=0.21, power_w=2.6,
+                                             wh_today=31.4, wh_today_covered_s=41230.0, day="2026-11-25",
+                                             low_battery=False, undervoltage=False))
 
 
 def test_the_feed_answers_commands_and_reports_health_through_the_control_protocol(tmp_path: Path, broker):  # noqa: F811
@@ -49,6 +52,7 @@ def test_the_feed_answers_commands_and_reports_health_through_the_control_protoc
         assert health["camera"] == {"state": "failed", "uri": "rtsp://***@cam/1", "fps": 10.0, "failures": 3}
         assert health["disk"] == {"free_mb": 812.5, "store_mb": 40.2, "low": False}
         assert health["events"]["pending_classification"] == 2 and health["extra"] == {"schedule": "active"}
+        assert health["power"]["battery_v"] == 12.43 and health["power"]["wh_today"] == 31.4
 
         for name in ("snapshot", "reload"):
             sub.client.publish(f"camtrap/v1/lazovsky-07/command/{name}", m.encode(

@@ -32,7 +32,8 @@ def by_name(checks) -> dict:
 
 def test_a_healthy_station_with_the_real_model_is_ok_line_by_line(tmp_path):
     checks = by_name(run_selftest(load_config(station(tmp_path))))
-    assert list(checks) == ["camera", "model", "disk", "clock", "broker", "schedule", "software"]
+    assert list(checks) == ["camera", "model", "disk", "clock", "broker", "schedule", "power", "supply", "temp",
+                            "software"]
     assert checks["camera"].level == OK and "320x180 still" in checks["camera"].message
     assert checks["model"].level == OK and "ai_edge_litert" in checks["model"].message
     assert checks["model"].message.split("one picture in ")[1].split(" ms")[0].isdigit()
@@ -50,7 +51,8 @@ def test_the_command_prints_one_screen_and_its_exit_code_follows_the_worst_line(
     assert lines[0].startswith("Station test-01 (test-01-dep)")
     levels = {line.split()[1]: line.split()[0] for line in lines[1:] if line[:1].isupper() and
               line.split()[0] in (OK, WARN, FAIL)}
-    assert set(levels) == {"camera", "model", "disk", "clock", "broker", "schedule", "software"}
+    assert set(levels) == {"camera", "model", "disk", "clock", "broker", "schedule", "power", "supply", "temp",
+                           "software"}
     assert levels["camera"] == levels["model"] == OK
     assert out.returncode == (2 if FAIL in levels.values() else 1 if WARN in levels.values() else 0)
     assert lines[-1] == "All OK." if out.returncode == 0 else "WARN" in lines[-1]

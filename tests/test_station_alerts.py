@@ -272,7 +272,7 @@ def test_low_battery_and_undervoltage_raise_a_power_alert_and_impossible_voltage
     watch = field.watch(rangers.url, battery_low_v=11.8)
     watch.check()
     assert rangers.titles == []
-    field.beat(extra={"power": {"battery_v": -3.0, "battery_low": False}})  # a broken sensor: not believed
+    field.beat(extra={"power": {"battery_v": -3.0, "low_battery": False}})  # a broken sensor: not believed
     watch.check()
     assert rangers.titles == []
     field.clock.now += 60

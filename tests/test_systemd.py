@@ -115,10 +115,10 @@ def test_units_are_notify_services_with_a_watchdog_restart_policy_and_journal_lo
     assert k["ReadWritePaths"] == [state] and k["StateDirectory"] == [state.rsplit("/", 1)[1]]
 
 
-def test_station_unit_reaches_the_camera_devices_and_nothing_else():
+def test_station_unit_reaches_the_camera_and_battery_monitor_devices_and_nothing_else():
     k = unit_keys(UNITS["station"])
     assert k["SupplementaryGroups"] == ["video"] and k["DevicePolicy"] == ["closed"]
-    assert set(k["DeviceAllow"]) == {"char-video4linux rw", "char-media rw", "char-dma_heap rw"}
+    assert set(k["DeviceAllow"]) == {"char-video4linux rw", "char-media rw", "char-dma_heap rw", "char-i2c rw"}
     assert "PrivateDevices" not in k, "PrivateDevices would hide /dev/video* from picamera2"
 
 

@@ -15,8 +15,9 @@ field named in ``implausible`` (a broken sensor must not make a live station loo
 Optional sections read here (each at the top level, where a later schema may put it, or
 under ``extra``, where a station puts it today):
 
-* ``power``: ``battery_v`` (volts), ``battery_low`` (the station's own verdict),
-  ``undervoltage`` (the Pi's supply sagged), ``throttled``, ``wh_per_day``.
+* ``power`` (health/1's ``power`` section, docs/mqtt-feed.md): ``battery_v`` (volts),
+  ``low_battery`` (the station's own verdict: its reduced schedule is on), ``undervoltage``
+  (the Pi's supply sagged), ``throttled``, ``wh_yesterday`` (the last whole day's watt-hours).
 * ``problems``: a list of ``{"code": "lens_covered", "message": "...", "tamper": true}``:
   anything a station wants a ranger told ("station reports a problem"); ``tamper`` marks
   what makes the camera's view untrustworthy (the timeline's *tampered*).
@@ -35,7 +36,7 @@ from typing import Any, Mapping
 BOUNDS: dict[str, tuple[float, float]] = {
     "cpu_temperature_c": (-60.0, 150.0),
     "power.battery_v": (0.0, 100.0),
-    "power.wh_per_day": (0.0, 100_000.0),
+    "power.wh_yesterday": (0.0, 100_000.0),
     "outbox.depth": (0.0, 1e9),
 }
 """Plausible ranges (inclusive) of the figures the collector plots or alerts on."""
@@ -161,10 +162,10 @@ def read_health(payload: Mapping[str, Any]) -> HealthReadings:
         asleep=isinstance(schedule, str) and schedule.startswith("sleeping"),
         temperature_c=r.number(payload, "cpu_temperature_c", "cpu_temperature_c", "cpu_temperature_c"),
         battery_v=r.number(power, "battery_v", f"{power_at}.battery_v", "power.battery_v"),
-        battery_low=r.flag(power, "battery_low", f"{power_at}.battery_low"),
+        battery_low=r.flag(power, "low_battery", f"{power_at}.low_battery"),
         undervoltage=r.flag(power, "undervoltage", f"{power_at}.undervoltage"),
         throttled=r.flag(power, "throttled", f"{power_at}.throttled"),
-        wh_per_day=r.number(power, "wh_per_day", f"{power_at}.wh_per_day", "power.wh_per_day"),
+        wh_per_day=r.number(power, "wh_yesterday", f"{power_at}.wh_yesterday", "power.wh_yesterday"),
         outbox_depth=None if depth is None else int(depth),
         problems=tuple(_problems(payload)),
         implausible=tuple(r.implausible))

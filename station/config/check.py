@@ -5,12 +5,14 @@ checked on a laptop before it goes to the station, and a station whose model fil
 missing keeps capturing (its events are marked "classification failed" and retried).
 :func:`check_station` adds what can be checked here and now, each problem naming its key:
 the classifier's files exist and can be read, the free-space floor fits the disk under
-``storage.data_dir``. (The MQTT password and TLS files are checked by the feed's own
-:func:`station.feed.client.check_settings`, which ``station config check`` also runs.)
+``storage.data_dir``, a battery monitor's driver (smbus2) is installed. (The MQTT password
+and TLS files are checked by the feed's own :func:`station.feed.client.check_settings`,
+which ``station config check`` also runs.)
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
@@ -28,6 +30,14 @@ def _file_problem(key: str, path: Path) -> str | None:
     return None
 
 
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def check_station(cfg: StationConfig) -> list[str]:
     """Every problem found, one sentence each starting with its key; [] when all is well."""
     problems: list[str] = []
@@ -37,6 +47,9 @@ def check_station(cfg: StationConfig) -> list[str]:
         if c.metadata is not None:
             files.append(("classifier.metadata", c.metadata))
         problems += [p for key, path in files if (p := _file_problem(key, path))]
+    if cfg.power.monitor == "ina219" and not _importable("smbus2"):
+        problems.append("power.monitor = 'ina219': the smbus2 package is not installed (pip install "
+                        "'station[power]' in the station's venv, or sudo apt install python3-smbus2)")
     data_dir = cfg.storage.data_dir
     if data_dir.is_dir():
         total_mb = shutil.disk_usage(data_dir).total / 2**20

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from station.config.base import Section
 from station.config.camera import CameraSection
@@ -16,6 +17,7 @@ from station.config.identity import StationSection
 from station.config.logging import LoggingSection
 from station.config.motion import MotionSection
 from station.config.mqtt import MqttSection
+from station.config.power import PowerSection
 from station.config.schedule import ScheduleSection
 from station.config.storage import StorageSection
 
@@ -29,7 +31,15 @@ class StationConfig(Section):
     classifier: ClassifierSection = ClassifierSection()
     mqtt: MqttSection = MqttSection()
     schedule: ScheduleSection = ScheduleSection()
+    power: PowerSection = PowerSection()
     logging: LoggingSection = LoggingSection()
+
+    @model_validator(mode="after")
+    def _low_battery_needs_a_monitor(self) -> "StationConfig":
+        if self.schedule.low_battery_v is not None and not self.power.enabled:
+            raise ValueError("schedule.low_battery_v: needs a battery monitor to read the voltage: set "
+                             "[power] monitor = \"ina219\" (docs/ranger-guide.md), or remove low_battery_v")
+        return self
 
 
 class ConfigError(ValueError):
@@ -54,6 +64,7 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+_OWN_KEY = re.compile(r"[a-z_]+\.[a-z_]+: ")
 _TOML_TYPES = {"bool_type": "write true or false", "int_type": "write a whole number",
                "float_type": "write a number"}
 
@@ -69,6 +80,8 @@ def _describe(err: dict[str, Any], root: type[BaseModel] = StationConfig) -> str
     if kind == "missing":
         return f"{key}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
+    if _OWN_KEY.match(msg) and (not loc or msg.startswith(f"{key}.")):
+        return msg  # a check across keys names the key itself ("schedule.timezone: required ...")
     if kind in _TOML_TYPES and isinstance(err.get("input"), str):
         msg += f" ({_TOML_TYPES[kind]}, without quotes)"
     if "input" in err and not isinstance(err["input"], dict):

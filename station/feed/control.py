@@ -37,6 +37,27 @@ class DiskFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class PowerFacts:
+    """health/1's optional ``power`` section (docs/mqtt-feed.md#health1)."""
+
+    monitor: str | None = None        # the battery monitor ("ina219"); None without one
+    battery_v: float | None = None    # the monitor's last reading; None if it failed or there is none
+    current_a: float | None = None
+    power_w: float | None = None
+    wh_today: float | None = None     # watt-hours drawn on local day `day`; None while unmeasured
+    wh_today_covered_s: float = 0.0   # seconds of that day the readings cover
+    wh_yesterday: float | None = None
+    day: str | None = None            # "2026-11-25", in [schedule] timezone
+    low_battery: bool | None = None   # on the low-battery schedule; None without low_battery_v
+    monitor_error: str | None = None
+    undervoltage: bool | None = None  # the Pi's own supply, now; None off a Pi
+    undervoltage_events: int = 0      # times it fell under since the station started
+    throttled: bool | None = None
+    frequency_capped: bool | None = None
+    soft_temperature_limit: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StationFacts:
     """A snapshot of the station's state for a health heartbeat."""
 
@@ -44,7 +65,10 @@ class StationFacts:
     disk: DiskFacts = DiskFacts()
     pending_classification: int = 0
     schedule: str | None = None
-    """"active", or "sleeping until 18:42" outside [schedule] active hours; None if unknown."""
+    """"active", or "sleeping until 18:42" outside [schedule] active hours; None if unknown.
+    " (low battery: dusk-dawn)" is added while the low-battery schedule applies."""
+    power: PowerFacts | None = None
+    """None where there is nothing to say (no battery monitor, not a Pi)."""
 
 
 class StationControl(Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from station import __version__
 from station.config.identity import StationSection
 from station.record import EventRecord, record_problem
 from station.times import iso
-from station.feed.schema import PayloadError, validate
+from station.feed.schema import PayloadError, load_schema, validate
 from station.vocabulary import COMMANDS
 from station.uris import redact_uri
 
@@ -181,6 +182,9 @@ HEALTH_SECTIONS: dict[str, tuple[str, ...]] = {
     "camera": ("state", "uri", "fps", "failures"),
     "events": ("total", "pending_classification"),
     "clock": ("synchronized", "source", "offset_s"),
+    "power": ("monitor", "battery_v", "current_a", "power_w", "wh_today", "wh_today_covered_s", "wh_yesterday",
+              "day", "low_battery", "monitor_error", "undervoltage", "undervoltage_events", "throttled",
+              "frequency_capped", "soft_temperature_limit"),
 }
 
 
@@ -194,26 +198,64 @@ def _section(name: str, value: Any) -> dict[str, Any]:
     return {k: data[k] for k in HEALTH_SECTIONS[name]}
 
 
+_POWER_DIGITS = {"battery_v": 3, "current_a": 4, "power_w": 3, "wh_today": 3, "wh_today_covered_s": 1,
+                 "wh_yesterday": 3}
+
+
+def _bounded(prop: Mapping[str, Any], value: Any, digits: int | None = None) -> Any:
+    """A number as health/1 allows it: rounded; beyond the schema's bounds (or not finite)
+    it becomes null where null is allowed, else the nearest bound. A sensor gone wrong
+    (10,000 degrees C, a negative voltage) is never sent as a reading."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    value = float(value)
+    lo, hi = prop.get("minimum", -math.inf), prop.get("maximum", math.inf)
+    types = prop.get("type", ())
+    types = [types] if isinstance(types, str) else list(types)
+    nullable = "null" in types
+    if not math.isfinite(value) or not lo <= value <= hi:
+        if nullable or math.isnan(value):
+            return None
+        value = min(max(value, lo), hi)
+    if types == ["integer"]:
+        return int(value)
+    return round(value, digits) if digits is not None else value
+
+
+def _power_section(value: Any) -> dict[str, Any]:
+    data = _section("power", value)
+    props = load_schema("health")["properties"]["power"]["properties"]
+    out = {k: _bounded(props[k], v, _POWER_DIGITS.get(k)) for k, v in data.items()}
+    if isinstance(out["monitor_error"], str):
+        out["monitor_error"] = out["monitor_error"][:props["monitor_error"]["maxLength"]]
+    return out
+
+
 def health_message(station_id: str, *, uptime_s: float, cpu_temperature_c: float | None,
                    load: Sequence[float], memory: Any, disk: Any, outbox: Any, camera: Any, events: Any,
-                   clock: Any, sent_at: float | None = None,
+                   clock: Any, sent_at: float | None = None, power: Any = None,
                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """health/1. Each section is a mapping or an object (a dataclass) with the keys in
-    :data:`HEALTH_SECTIONS`; keys beyond those are left out. The camera URI is redacted here."""
+    :data:`HEALTH_SECTIONS`; keys beyond those are left out. The camera URI is redacted here.
+    ``power`` (optional: None leaves the section out) has its numbers kept within the
+    schema's bounds, as has the temperature (:func:`_bounded`)."""
     if len(load) != 3:
         raise MessageError(f"health: load must be the 1, 5 and 15 minute averages, got {len(load)} values")
     sections = {name: _section(name, value) for name, value in
                 (("memory", memory), ("disk", disk), ("outbox", outbox), ("camera", camera),
                  ("events", events), ("clock", clock))}
     sections["camera"]["uri"] = redact_uri(sections["camera"]["uri"])
+    temperature = load_schema("health")["properties"]["cpu_temperature_c"]
     msg: dict[str, Any] = {
         "schema": "health/1", "station_id": station_id, "sent_at": timestamp(sent_at),
         "uptime_s": round(float(uptime_s), 1),
-        "cpu_temperature_c": None if cpu_temperature_c is None else round(float(cpu_temperature_c), 1),
+        "cpu_temperature_c": _bounded(temperature, cpu_temperature_c, 1),
         "load_1m": round(float(load[0]), 2), "load_5m": round(float(load[1]), 2),
         "load_15m": round(float(load[2]), 2),
         **sections,
     }
+    if power is not None:
+        msg["power"] = _power_section(power)
     if extra is not None:
         msg["extra"] = dict(extra)
     return msg

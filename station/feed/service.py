@@ -220,6 +220,7 @@ class FeedService:
             camera=facts.camera,
             events={"total": len(self.store.ids()), "pending_classification": facts.pending_classification},
             clock=sysinfo.clock_sync(),
+            power=facts.power,
             # "active", or "sleeping until 18:42" outside [schedule] active hours (camera closed).
             extra={"schedule": facts.schedule} if facts.schedule is not None else None)
 
