@@ -167,12 +167,20 @@ class StationDaemon:
         writer = EventWriter(store, guard, jpeg_quality=cfg.events.jpeg_quality,
                              max_pending_images=cfg.storage.writer_queue,
                              check_interval_s=cfg.storage.check_interval_s, on_closed=on_closed,
-                             reserve=reserve)
+                             reserve=reserve, max_pending_clip_frames=cfg.storage.writer_queue)
         recorder = EventRecorder(cfg.events, cfg.station.id, cfg.station.deployment_id, writer,
                                  frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
         daemon = cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
         daemon.feed = feed
+        daemon._attach_video()
         return daemon
+
+    def _attach_video(self) -> None:
+        """``[events] video``: give the recorder a clip tap for this camera (before it opens)."""
+        from station.events.clip_tap import make_tap
+
+        self.recorder.clip_tap = make_tap(self.camera, self.writer, self.cfg.events,
+                                          tuple(self.cfg.camera.main_size))
 
     def stop(self) -> None:
         """Ask the capture loop to finish; safe from a signal handler or another thread."""
@@ -273,6 +281,13 @@ class StationDaemon:
             self.camera = new_camera
             self._camera_open = False
             notes.append(f"camera reopened as {self.camera.uri}")
+        if new_camera is not None or new.events.video != old.events.video:
+            self.recorder.interrupt("reload")
+            if new_camera is None and self._camera_open:  # a camera that encodes sets it up when it opens
+                self._close_camera()
+                self._camera_open = False
+                notes.append("camera reopened for [events] video")
+            self._attach_video()
         from station.log import setup_logging
 
         setup_logging(new.logging.level)
@@ -353,7 +368,8 @@ class StationDaemon:
         period = 1.0 / self.camera.fps if self.camera.fps else 0.1
         try:
             snapshot = bool(self._snapshot_requests)
-            frame = self.camera.read(want_main=snapshot or self.recorder.still_due(run.last_ts + period))
+            want_main, still = self._wants_main(run.last_ts + period, snapshot)
+            frame = self.camera.read(want_main=want_main)
             if snapshot:
                 self._serve_snapshots(frame)
             if frame is None:
@@ -372,7 +388,7 @@ class StationDaemon:
         run.last_ts = frame.timestamp
         if run.first_ts is None:
             run.first_ts = frame.timestamp
-        self.recorder.feed(frame, result)
+        self.recorder.feed(frame, result, still=still)
         self._count(result)
         self._alive()
         if time.monotonic() >= run.next_stats:
@@ -383,6 +399,15 @@ class StationDaemon:
             if elapsed >= run.duration_s:
                 return False
         return True
+
+    def _wants_main(self, next_ts: float, snapshot: bool) -> tuple[bool, bool | None]:
+        """(read a full-resolution frame?, is it a still?). A clip cut from the station's
+        own frames needs one every frame; then only the due ones are stills."""
+        due = snapshot or self.recorder.still_due(next_ts)
+        tap = self.recorder.clip_tap
+        if tap is not None and tap.needs_every_main:
+            return True, due
+        return due, None
 
     def _open_camera(self) -> bool:
         """Open the camera; on failure, retry later (live) or give up (a replay). True if open."""
@@ -549,6 +574,7 @@ class StationDaemon:
         s = self.stats
         log.info("stats", frames=s.frames, motion_frames=s.motion_frames, light_jumps=s.light_jumps,
                  events=self.recorder.events_closed, stills_written=self.writer.stills_written,
+                 clips_written=self.writer.clips_written,
                  stills_dropped=self.writer.stills_dropped, writer_pending=self.writer.pending,
                  classified=self.classifier.classified if self.classifier else "off",
                  classify_pending=self.classifier.pending if self.classifier else 0,
