@@ -141,9 +141,26 @@ def detection_message(record: EventRecord, station: StationSection, *, thumbnail
         "thumbnail": bool(thumbnail),
         "sent_at": timestamp(sent_at),
     }
+    clip = _clip(record.get("clip"))
+    if clip is not None:
+        msg["clip"] = clip
     if extra is not None:
         msg["extra"] = dict(extra)
     return msg
+
+
+def _clip(clip: Any) -> dict[str, Any] | None:
+    """detection/1's optional ``clip``: the event's video kept on the station's card (never
+    sent); None when the record has no clip file."""
+    if not isinstance(clip, Mapping) or not isinstance(clip.get("file"), str):
+        return None
+    if not all(isinstance(clip.get(k), str) for k in ("start", "end")):
+        return None
+    duration = clip.get("duration_s")
+    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not duration >= 0:
+        return None
+    return {"file": clip["file"], "mediatype": "video/mp4", "start": clip["start"], "end": clip["end"],
+            "duration_s": round(float(duration), 3)}
 
 
 # -- status ----------------------------------------------------------------------------
