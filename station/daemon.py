@@ -39,9 +39,10 @@ from station.events.reserve import RESERVE_NAME, RecordReserve
 from station.events.retention import DiskGuard
 from station.events.store import EventStore
 from station.events.writer import EventWriter
-from station.feed.control import CameraFacts, DiskFacts, StationFacts
+from station.feed.control import CameraFacts, DiskFacts, IrFacts, StationFacts
 from station.log import get_logger
 from station.motion.types import MotionResult
+from station.config.schedule import ScheduleSection
 from station.schedule import ScheduleClock, format_change
 
 log = get_logger("daemon")
@@ -129,6 +130,12 @@ class StationDaemon:
         self._asleep = False
         self._ready_sent = False
         self._camera_error: str | None = None
+        self.ir = None
+        """The IR illuminator (``[camera] ir_light``), or None."""
+        self.gate = None
+        """What opens events (``[trigger] mode``); None: software motion, as built by hand."""
+        self.wake = None
+        """``pir_wake``: whether the camera is meant to be on."""
 
     @classmethod
     def build(cls, cfg: StationConfig, camera: Camera | None = None,
@@ -172,8 +179,41 @@ class StationDaemon:
                                  frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
         daemon = cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
         daemon.feed = feed
+        daemon._attach_gpio()
         daemon._attach_video()
         return daemon
+
+    def _attach_gpio(self) -> None:
+        """``[camera] ir_light`` and ``[trigger]``: open the pins (a pin taken or missing is a
+        :class:`~station.gpio.pins.GpioError` naming the key, and the station does not start)."""
+        from station.events.trigger import TriggerGate, WakeState
+        from station.gpio.ir import IrLight
+        from station.gpio.pir import GpioPir, ScenePir
+
+        cfg = self.cfg
+        self.ir = IrLight.from_config(cfg.camera)
+        try:
+            pir = None
+            if cfg.trigger.pir_pin is not None:
+                pir = GpioPir(cfg.trigger.pir_pin)
+            elif cfg.trigger.mode != "motion":
+                pir = ScenePir()   # a synthetic scene's own (the config allows no other)
+            self.gate = TriggerGate(cfg.trigger.mode, pir, cfg.trigger.pir_window_s)
+        except Exception:
+            self._close_gpio()
+            raise
+        self.wake = WakeState(cfg.trigger.pir_wake_timeout_s) if cfg.trigger.mode == "pir_wake" else None
+        self.recorder.trigger_source = self.gate.source
+        self._dark = (cfg.model_copy(update={"schedule": ScheduleSection(active="dusk-dawn", margin_min=0)}),
+                      ScheduleClock())
+
+    def _close_gpio(self) -> None:
+        for device in (getattr(self, "ir", None), getattr(getattr(self, "gate", None), "pir", None)):
+            if device is not None:
+                try:
+                    device.close()
+                except Exception as exc:  # noqa: BLE001 - closing at a stop must not hide the stop
+                    log.warning("GPIO close failed", error=str(exc))
 
     def _attach_video(self) -> None:
         """``[events] video``: give the recorder a clip tap for this camera (before it opens)."""
@@ -219,7 +259,8 @@ class StationDaemon:
                                failures=s.camera_failures),
             disk=disk,
             pending_classification=self.classifier.pending if self.classifier is not None else 0,
-            schedule=s.schedule_state)
+            schedule=s.schedule_state,
+            ir_light=IrFacts(**self.ir.facts()) if self.ir is not None else None)
 
     def _serve_reloads(self) -> None:
         while self._reload_requests:
@@ -263,7 +304,14 @@ class StationDaemon:
         if getattr(new, "mqtt", None) != getattr(old, "mqtt", None):
             notes.append("[mqtt] takes effect at the next restart")
             fixed["mqtt"] = old.mqtt
+        gpio_keys = {k: getattr(old.camera, k) for k in type(old.camera).model_fields if k.startswith("ir_")}
+        if new.trigger != old.trigger or any(getattr(new.camera, k) != v for k, v in gpio_keys.items()):
+            notes.append("[trigger] and camera.ir_* (GPIO) take effect at the next restart")
+            fixed["trigger"] = old.trigger
+            fixed["camera"] = new.camera.model_copy(update=gpio_keys)
         new = new.model_copy(update=fixed)
+        if new_camera is not None and new.camera == old.camera:
+            new_camera = None  # only GPIO keys of [camera] changed
         self.cfg = new
         self.recorder.reconfigure(new.events, new.station.id, new.station.deployment_id)
         if new.motion != old.motion:
@@ -363,6 +411,8 @@ class StationDaemon:
             self._serve_reloads()
         if self.camera.live and self._sleeping():
             return True
+        if self._pir_sleeping():
+            return True
         if not self._camera_open and not self._open_camera():
             return self.camera.live  # a file or folder will not get better by waiting
         period = 1.0 / self.camera.fps if self.camera.fps else 0.1
@@ -388,7 +438,10 @@ class StationDaemon:
         run.last_ts = frame.timestamp
         if run.first_ts is None:
             run.first_ts = frame.timestamp
-        self.recorder.feed(frame, result, still=still)
+        self._light(frame)
+        result, awake = self._trigger(frame, result)
+        if awake:
+            self.recorder.feed(frame, result, still=still)
         self._count(result)
         self._alive()
         if time.monotonic() >= run.next_stats:
@@ -398,6 +451,52 @@ class StationDaemon:
             elapsed = (time.monotonic() - run.wall_start) if self.camera.live else (frame.timestamp - run.first_ts)
             if elapsed >= run.duration_s:
                 return False
+        return True
+
+    # -- IR light and PIR (small hooks of the capture loop) ------------------------------------
+    def _light(self, frame) -> None:
+        """``[camera] ir_light``: the light level of this frame, or the sun, decides."""
+        if self.ir is None:
+            return
+        if self.ir.mode == "light":
+            self.ir.frame(frame.lores, frame.timestamp)
+        else:
+            dark_cfg, clock = self._dark
+            self.ir.dark(clock.check(dark_cfg, frame.timestamp)[0])
+
+    def _trigger(self, frame, result: MotionResult) -> tuple[MotionResult, bool]:
+        """``[trigger] mode``: (what the recorder is told, is the camera awake). In pir_wake a
+        frame while asleep is not used (a replay or simulation keeps its clock running; a live
+        camera is closed instead, see :meth:`_pir_sleeping`)."""
+        if self.gate is None:
+            return result, True
+        result = self.gate.gate(frame, result)
+        if self.wake is None:
+            return result, True
+        awake, woke = self.wake.update(frame.timestamp, self.gate.pir_now, self.recorder.current is not None)
+        if woke:
+            log.info("PIR: awake", camera=self.camera.uri)
+            if self._detector is not None:
+                self._detector.reset()  # as a camera just opened: a fresh background
+        if self.ir is not None:
+            self.ir.sleep(not awake)
+        if not awake and self.camera.live and self._camera_open:
+            log.info("PIR: quiet; camera closed", camera=self.camera.uri)
+            self._close_camera()
+            self._camera_open = False
+        return result, awake
+
+    def _pir_sleeping(self) -> bool:
+        """``pir_wake`` on a live camera: while asleep the camera is closed and the loop waits
+        on the PIR (feeding the watchdog); True while asleep."""
+        if self.wake is None or self.wake.awake or not self.camera.live or self._camera_open:
+            return False
+        if self._snapshot_requests:
+            self._snapshot_while_asleep()
+        step = self.sleep_poll_s
+        if self.gate.pir.wait(step):
+            return False          # the next frame sees the PIR high and wakes
+        self._alive()
         return True
 
     def _wants_main(self, next_ts: float, snapshot: bool) -> tuple[bool, bool | None]:
@@ -435,6 +534,7 @@ class StationDaemon:
         self._refuse_pending("the station is stopping")
         self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
         self._close_camera()
+        self._close_gpio()
         self.writer.stop()
         finish_all = not self._stop.is_set() or self.finish_on_stop
         if self.classifier is not None:
@@ -528,6 +628,8 @@ class StationDaemon:
                 self.stats.schedule_state = "active"
                 log.info("schedule: awake; opening the camera", until=format_change(change, now),
                          schedule=self.cfg.schedule.describe())
+                if self.ir is not None:
+                    self.ir.sleep(False)
             return False
         until = format_change(change, now)
         if not self._asleep:
@@ -538,6 +640,8 @@ class StationDaemon:
                 self._camera_open = False
             self._detector = None  # a fresh background when the camera comes back
             log.info("schedule: sleeping; camera closed", until=until, schedule=self.cfg.schedule.describe())
+            if self.ir is not None:
+                self.ir.sleep(True)
         self.stats.schedule_state = f"sleeping until {until}" if change else f"sleeping ({until})"
         if self._snapshot_requests:
             self._snapshot_while_asleep()

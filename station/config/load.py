@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from station.config.base import Section
 from station.config.camera import CameraSection
@@ -18,6 +18,7 @@ from station.config.motion import MotionSection
 from station.config.mqtt import MqttSection
 from station.config.schedule import ScheduleSection
 from station.config.storage import StorageSection
+from station.config.trigger import TriggerSection
 
 
 class StationConfig(Section):
@@ -29,7 +30,18 @@ class StationConfig(Section):
     classifier: ClassifierSection = ClassifierSection()
     mqtt: MqttSection = MqttSection()
     schedule: ScheduleSection = ScheduleSection()
+    trigger: TriggerSection = TriggerSection()
     logging: LoggingSection = LoggingSection()
+
+    @model_validator(mode="after")
+    def _pins(self) -> "StationConfig":
+        t, c = self.trigger, self.camera
+        if t.mode != "motion" and t.pir_pin is None and not c.uri.strip().lower().startswith("synthetic"):
+            raise ValueError(f"trigger.pir_pin: required with mode = {t.mode!r} (the GPIO the PIR is wired to); "
+                             "only a synthetic scene has a PIR of its own")
+        if t.pir_pin is not None and t.pir_pin == c.ir_light:
+            raise ValueError(f"trigger.pir_pin = {t.pir_pin}: the same GPIO as camera.ir_light")
+        return self
 
 
 class ConfigError(ValueError):
@@ -73,6 +85,8 @@ def _describe(err: dict[str, Any], root: type[BaseModel] = StationConfig) -> str
         msg += f" ({_TOML_TYPES[kind]}, without quotes)"
     if "input" in err and not isinstance(err["input"], dict):
         return f"{key} = {err['input']!r}: {msg}"
+    if not loc:
+        return msg  # a rule across sections: the sentence names its keys
     return f"{key}: {msg}"
 
 

@@ -37,6 +37,17 @@ class DiskFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class IrFacts:
+    """The IR illuminator (``[camera] ir_light``)."""
+
+    pin: int
+    mode: str                         # light, schedule
+    on: bool                          # switched on (it is off while the camera sleeps)
+    switches: int = 0                 # times switched since start
+    light_level: float | None = None  # mean grey level it decides by (light mode)
+
+
+@dataclass(frozen=True, slots=True)
 class StationFacts:
     """A snapshot of the station's state for a health heartbeat."""
 
@@ -45,6 +56,8 @@ class StationFacts:
     pending_classification: int = 0
     schedule: str | None = None
     """"active", or "sleeping until 18:42" outside [schedule] active hours; None if unknown."""
+    ir_light: IrFacts | None = None
+    """None when the station has no IR illuminator."""
 
 
 class StationControl(Protocol):

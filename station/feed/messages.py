@@ -214,7 +214,7 @@ def _section(name: str, value: Any) -> dict[str, Any]:
 def health_message(station_id: str, *, uptime_s: float, cpu_temperature_c: float | None,
                    load: Sequence[float], memory: Any, disk: Any, outbox: Any, camera: Any, events: Any,
                    clock: Any, sent_at: float | None = None,
-                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   extra: Mapping[str, Any] | None = None, ir_light: Any = None) -> dict[str, Any]:
     """health/1. Each section is a mapping or an object (a dataclass) with the keys in
     :data:`HEALTH_SECTIONS`; keys beyond those are left out. The camera URI is redacted here."""
     if len(load) != 3:
@@ -231,6 +231,10 @@ def health_message(station_id: str, *, uptime_s: float, cpu_temperature_c: float
         "load_15m": round(float(load[2]), 2),
         **sections,
     }
+    # -- optional sections: present only where the station has the part ------------------
+    if ir_light is not None:
+        data = asdict(ir_light) if is_dataclass(ir_light) else dict(ir_light)
+        msg["ir_light"] = {k: data[k] for k in ("pin", "mode", "on", "switches", "light_level")}
     if extra is not None:
         msg["extra"] = dict(extra)
     return msg

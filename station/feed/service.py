@@ -221,7 +221,8 @@ class FeedService:
             events={"total": len(self.store.ids()), "pending_classification": facts.pending_classification},
             clock=sysinfo.clock_sync(),
             # "active", or "sleeping until 18:42" outside [schedule] active hours (camera closed).
-            extra={"schedule": facts.schedule} if facts.schedule is not None else None)
+            extra={"schedule": facts.schedule} if facts.schedule is not None else None,
+            ir_light=facts.ir_light)
 
     def publish_health(self) -> bool:
         try:
