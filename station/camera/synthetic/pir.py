@@ -27,7 +27,7 @@ HOLD_S = 2.5
 FULL_SIZE = 0.06
 """Bodies covering this share of the frame or more are always big enough."""
 MIN_SIZE = 0.01
-FULL_SPEED = 0.25
+FULL_SPEED = 0.15
 """Frame widths a second from which speed no longer matters."""
 GUST_CHANCE = 0.2
 LATENCY_S = (0.3, 1.0)
