@@ -40,10 +40,11 @@ from station.events.reserve import RESERVE_NAME, RecordReserve
 from station.events.retention import DiskGuard
 from station.events.store import EventStore
 from station.events.writer import EventWriter
-from station.feed.control import CameraFacts, DiskFacts, StationFacts
+from station.feed.control import CameraFacts, DiskFacts, IrFacts, StationFacts
 from station.log import get_logger
 from station.motion.types import MotionResult
 from station.power.low_battery import LowBatterySwitch
+from station.config.schedule import ScheduleSection
 from station.schedule import ScheduleClock, format_change
 
 log = get_logger("daemon")
@@ -135,6 +136,12 @@ class StationDaemon:
         self._asleep = False
         self._ready_sent = False
         self._camera_error: str | None = None
+        self.ir = None
+        """The IR illuminator (``[camera] ir_light``), or None."""
+        self.gate = None
+        """What opens events (``[trigger] mode``); None: software motion, as built by hand."""
+        self.wake = None
+        """``pir_wake``: whether the camera is meant to be on."""
 
     @classmethod
     def build(cls, cfg: StationConfig, camera: Camera | None = None,
@@ -177,13 +184,54 @@ class StationDaemon:
         writer = EventWriter(store, guard, jpeg_quality=cfg.events.jpeg_quality,
                              max_pending_images=cfg.storage.writer_queue,
                              check_interval_s=cfg.storage.check_interval_s, on_closed=on_closed,
-                             reserve=reserve)
+                             reserve=reserve, max_pending_clip_frames=cfg.storage.writer_queue)
         recorder = EventRecorder(cfg.events, cfg.station.id, cfg.station.deployment_id, writer,
                                  frame_period_s=1.0 / cfg.camera.fps, camera=camera.uri)
         daemon = cls(cfg, camera, default_detector_factory(cfg), store, writer, recorder, worker)
         daemon.feed = feed
         daemon.power = build_sampler(cfg) if power is True else power or None
+        daemon._attach_gpio()
+        daemon._attach_video()
         return daemon
+
+    def _attach_gpio(self) -> None:
+        """``[camera] ir_light`` and ``[trigger]``: open the pins (a pin taken or missing is a
+        :class:`~station.gpio.pins.GpioError` naming the key, and the station does not start)."""
+        from station.events.trigger import TriggerGate, WakeState
+        from station.gpio.ir import IrLight
+        from station.gpio.pir import GpioPir, ScenePir
+
+        cfg = self.cfg
+        self.ir = IrLight.from_config(cfg.camera)
+        try:
+            pir = None
+            if cfg.trigger.pir_pin is not None:
+                pir = GpioPir(cfg.trigger.pir_pin)
+            elif cfg.trigger.mode != "motion":
+                pir = ScenePir()   # a synthetic scene's own (the config allows no other)
+            self.gate = TriggerGate(cfg.trigger.mode, pir, cfg.trigger.pir_window_s)
+        except Exception:
+            self._close_gpio()
+            raise
+        self.wake = WakeState(cfg.trigger.pir_wake_timeout_s) if cfg.trigger.mode == "pir_wake" else None
+        self.recorder.trigger_source = self.gate.source
+        self._dark = (cfg.model_copy(update={"schedule": ScheduleSection(active="dusk-dawn", margin_min=0)}),
+                      ScheduleClock())
+
+    def _close_gpio(self) -> None:
+        for device in (getattr(self, "ir", None), getattr(getattr(self, "gate", None), "pir", None)):
+            if device is not None:
+                try:
+                    device.close()
+                except Exception as exc:  # noqa: BLE001 - closing at a stop must not hide the stop
+                    log.warning("GPIO close failed", error=str(exc))
+
+    def _attach_video(self) -> None:
+        """``[events] video``: give the recorder a clip tap for this camera (before it opens)."""
+        from station.events.clip_tap import make_tap
+
+        self.recorder.clip_tap = make_tap(self.camera, self.writer, self.cfg.events,
+                                          tuple(self.cfg.camera.main_size))
 
     def stop(self) -> None:
         """Ask the capture loop to finish; safe from a signal handler or another thread."""
@@ -228,7 +276,8 @@ class StationDaemon:
                                failures=s.camera_failures),
             disk=disk,
             pending_classification=self.classifier.pending if self.classifier is not None else 0,
-            schedule=s.schedule_state, power=power)
+            schedule=s.schedule_state, power=power,
+            ir_light=IrFacts(**self.ir.facts()) if self.ir is not None else None)
 
     def _serve_reloads(self) -> None:
         while self._reload_requests:
@@ -275,7 +324,14 @@ class StationDaemon:
         if new.power != old.power:
             notes.append("[power] takes effect at the next restart")
             fixed["power"] = old.power
+        gpio_keys = {k: getattr(old.camera, k) for k in type(old.camera).model_fields if k.startswith("ir_")}
+        if new.trigger != old.trigger or any(getattr(new.camera, k) != v for k, v in gpio_keys.items()):
+            notes.append("[trigger] and camera.ir_* (GPIO) take effect at the next restart")
+            fixed["trigger"] = old.trigger
+            fixed["camera"] = new.camera.model_copy(update=gpio_keys)
         new = new.model_copy(update=fixed)
+        if new_camera is not None and new.camera == old.camera:
+            new_camera = None  # only GPIO keys of [camera] changed
         self.cfg = new
         self.recorder.reconfigure(new.events, new.station.id, new.station.deployment_id)
         if new.motion != old.motion:
@@ -293,6 +349,13 @@ class StationDaemon:
             self.camera = new_camera
             self._camera_open = False
             notes.append(f"camera reopened as {self.camera.uri}")
+        if new_camera is not None or new.events.video != old.events.video:
+            self.recorder.interrupt("reload")
+            if new_camera is None and self._camera_open:  # a camera that encodes sets it up when it opens
+                self._close_camera()
+                self._camera_open = False
+                notes.append("camera reopened for [events] video")
+            self._attach_video()
         from station.log import setup_logging
 
         setup_logging(new.logging.level)
@@ -370,12 +433,15 @@ class StationDaemon:
             self._serve_reloads()
         if self.camera.live and self._sleeping():
             return True
+        if self._pir_sleeping():
+            return True
         if not self._camera_open and not self._open_camera():
             return self.camera.live  # a file or folder will not get better by waiting
         period = 1.0 / self.camera.fps if self.camera.fps else 0.1
         try:
             snapshot = bool(self._snapshot_requests)
-            frame = self.camera.read(want_main=snapshot or self.recorder.still_due(run.last_ts + period))
+            want_main, still = self._wants_main(run.last_ts + period, snapshot)
+            frame = self.camera.read(want_main=want_main)
             if snapshot:
                 self._serve_snapshots(frame)
             if frame is None:
@@ -394,7 +460,10 @@ class StationDaemon:
         run.last_ts = frame.timestamp
         if run.first_ts is None:
             run.first_ts = frame.timestamp
-        self.recorder.feed(frame, result)
+        self._light(frame)
+        result, awake = self._trigger(frame, result)
+        if awake:
+            self.recorder.feed(frame, result, still=still)
         self._count(result)
         self._alive()
         if time.monotonic() >= run.next_stats:
@@ -405,6 +474,61 @@ class StationDaemon:
             if elapsed >= run.duration_s:
                 return False
         return True
+
+    # -- IR light and PIR (small hooks of the capture loop) ------------------------------------
+    def _light(self, frame) -> None:
+        """``[camera] ir_light``: the light level of this frame, or the sun, decides."""
+        if self.ir is None:
+            return
+        if self.ir.mode == "light":
+            self.ir.frame(frame.lores, frame.timestamp)
+        else:
+            dark_cfg, clock = self._dark
+            self.ir.dark(clock.check(dark_cfg, frame.timestamp)[0])
+
+    def _trigger(self, frame, result: MotionResult) -> tuple[MotionResult, bool]:
+        """``[trigger] mode``: (what the recorder is told, is the camera awake). In pir_wake a
+        frame while asleep is not used (a replay or simulation keeps its clock running; a live
+        camera is closed instead, see :meth:`_pir_sleeping`)."""
+        if self.gate is None:
+            return result, True
+        result = self.gate.gate(frame, result)
+        if self.wake is None:
+            return result, True
+        awake, woke = self.wake.update(frame.timestamp, self.gate.pir_now, self.recorder.current is not None)
+        if woke:
+            log.info("PIR: awake", camera=self.camera.uri)
+            if self._detector is not None:
+                self._detector.reset()  # as a camera just opened: a fresh background
+        if self.ir is not None:
+            self.ir.sleep(not awake)
+        if not awake and self.camera.live and self._camera_open:
+            log.info("PIR: quiet; camera closed", camera=self.camera.uri)
+            self._close_camera()
+            self._camera_open = False
+        return result, awake
+
+    def _pir_sleeping(self) -> bool:
+        """``pir_wake`` on a live camera: while asleep the camera is closed and the loop waits
+        on the PIR (feeding the watchdog); True while asleep."""
+        if self.wake is None or self.wake.awake or not self.camera.live or self._camera_open:
+            return False
+        if self._snapshot_requests:
+            self._snapshot_while_asleep()
+        step = self.sleep_poll_s
+        if self.gate.pir.wait(step):
+            return False          # the next frame sees the PIR high and wakes
+        self._alive()
+        return True
+
+    def _wants_main(self, next_ts: float, snapshot: bool) -> tuple[bool, bool | None]:
+        """(read a full-resolution frame?, is it a still?). A clip cut from the station's
+        own frames needs one every frame; then only the due ones are stills."""
+        due = snapshot or self.recorder.still_due(next_ts)
+        tap = self.recorder.clip_tap
+        if tap is not None and tap.needs_every_main:
+            return True, due
+        return due, None
 
     def _open_camera(self) -> bool:
         """Open the camera; on failure, retry later (live) or give up (a replay). True if open."""
@@ -432,6 +556,7 @@ class StationDaemon:
         self._refuse_pending("the station is stopping")
         self.recorder.interrupt("shutdown" if self.stats.camera_state != "ended" else "end_of_media")
         self._close_camera()
+        self._close_gpio()
         self.writer.stop()
         finish_all = not self._stop.is_set() or self.finish_on_stop
         if self.classifier is not None:
@@ -531,6 +656,8 @@ class StationDaemon:
                 self._asleep = False
                 log.info("schedule: awake; opening the camera", until=format_change(change, now),
                          schedule=cfg.schedule.describe(), low_battery=self._battery.low)
+                if self.ir is not None:
+                    self.ir.sleep(False)
             self.stats.schedule_state = "active" + note
             return False
         until = format_change(change, now)
@@ -543,6 +670,8 @@ class StationDaemon:
             self._detector = None  # a fresh background when the camera comes back
             log.info("schedule: sleeping; camera closed", until=until, schedule=cfg.schedule.describe(),
                      low_battery=self._battery.low)
+            if self.ir is not None:
+                self.ir.sleep(True)
         self.stats.schedule_state = (f"sleeping until {until}" if change else f"sleeping ({until})") + note
         if self._snapshot_requests:
             self._snapshot_while_asleep()
@@ -582,6 +711,7 @@ class StationDaemon:
             power = {"battery_v": reading.battery_v, "power_w": reading.power_w}
         log.info("stats", frames=s.frames, motion_frames=s.motion_frames, light_jumps=s.light_jumps,
                  events=self.recorder.events_closed, stills_written=self.writer.stills_written,
+                 clips_written=self.writer.clips_written,
                  stills_dropped=self.writer.stills_dropped, writer_pending=self.writer.pending,
                  classified=self.classifier.classified if self.classifier else "off",
                  classify_pending=self.classifier.pending if self.classifier else 0,

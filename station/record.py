@@ -38,7 +38,7 @@ class CaptureRecord(TypedDict):
     deployment_id: str
     status: Literal["open", "closed"]
     camera: str
-    trigger_source: str       # motion, snapshot
+    trigger_source: str       # motion, pir_and_motion, pir, snapshot
     start: str
     trigger: str
     end: str | None
@@ -87,6 +87,7 @@ class DeliveryRecord(TypedDict, total=False):
 class EventRecord(CaptureRecord, total=False):
     """A whole record as the store holds it."""
 
+    clip: dict[str, Any]      # the event's video ([events] video), or why there is none
     classification: ClassificationRecord
     delivery: DeliveryRecord
 

@@ -39,9 +39,10 @@ def station(station_id: str = "lazovsky-07", deployment_id: str = DEPLOYMENT, *,
 
 def detection(start: float, tag: str = "leopard", species: str | None = "leopard", *,
               station_id: str = "lazovsky-07", deployment_id: str = DEPLOYMENT, failed: bool = False,
-              label: str | None = None, confidence: float = 0.81, **where) -> dict:
+              label: str | None = None, confidence: float = 0.81, clip: bool = False, **where) -> dict:
     """detection/1 for a hand-made closed event record (docs/event-store.md); ``label``
-    defaults to the species, ``where`` goes to :func:`station` (latitude, longitude, ...)."""
+    defaults to the species, ``where`` goes to :func:`station` (latitude, longitude, ...);
+    ``clip``: the station keeps a video of the event."""
     event_id = new_event_id(start)
     frames = [{"index": k, "file": f"{k:03d}.jpg", "time": iso(start + 0.5 * k), "timestamp": start + 0.5 * k,
                "pre_trigger": k < 2, "motion_score": 0.02 * k, "boxes": [[0.1, 0.42, 0.21, 0.18]] if k >= 2 else []}
@@ -52,6 +53,9 @@ def detection(start: float, tag: str = "leopard", species: str | None = "leopard
               "start_timestamp": start, "trigger_timestamp": start + 1, "end_timestamp": start + 1.5,
               "end_reason": "motion_ended", "pre_trigger_s": 1.0, "motion_frames": 2,
               "peak_motion_score": 0.06, "frames_dropped": 0, "frames": frames}
+    if clip:
+        record["clip"] = {"file": "clip.mp4", "mediatype": "video/mp4", "start": iso(start), "end": iso(start + 1.5),
+                          "start_timestamp": start, "end_timestamp": start + 1.5, "duration_s": 1.6, "frames": 16}
     if not failed:
         record["classification"] = {
             "status": "ok", "tag": tag, "species": species, "label": label or species, "confidence": confidence,

@@ -91,13 +91,15 @@ def gray_level(index: int) -> int:
 @pytest.fixture
 def fake_picamera2(monkeypatch):
     monkeypatch.syspath_prepend(str(FAKE_PICAMERA2))
-    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    for name in ("picamera2", "picamera2.encoders", "picamera2.outputs"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     module = importlib.import_module("picamera2")
     assert getattr(module, "FAKE", False), "the real picamera2 was imported instead of the fake"
     module.reset()
     yield module
     module.reset()
-    sys.modules.pop("picamera2", None)
+    for name in ("picamera2", "picamera2.encoders", "picamera2.outputs"):
+        sys.modules.pop(name, None)
 
 
 def test_pi_camera_is_driven_like_the_motion_example(fake_picamera2):

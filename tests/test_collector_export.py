@@ -141,6 +141,25 @@ def test_the_package_is_valid_camtrap_dp_and_holds_every_event(network, tmp_path
     assert {lic["scope"] for lic in package["licenses"]} == {"data", "media"}
 
 
+def test_a_clip_kept_on_the_station_is_listed_as_video_media_that_stays_there(tmp_path):
+    (tmp_path / "collector").mkdir()
+    database = Database.open(f"sqlite:///{tmp_path}/collector/camtrap.db")
+    database.migrate()
+    with_clip = detection(T0, "leopard", "leopard", clip=True, **LAZOVSKY)
+    database.store_batch([with_clip, detection(T0 + 600, "prey", "boar", **LAZOVSKY)], [], [])
+    export_camtrap_dp(database, _cfg(), tmp_path / "pkg", created=CREATED)
+    database.close()
+    _valid(tmp_path / "pkg")
+    media = _table(tmp_path / "pkg", "media.csv")
+    videos = [m for m in media if m["fileMediatype"] == "video/mp4"]
+    event_id = with_clip["event_id"]
+    assert len(videos) == 1 and len(media) == 9
+    (video,) = videos
+    assert (video["mediaID"], video["filePath"], video["fileName"], video["filePublic"]) == (
+        f"{event_id}-clip", f"events/{event_id}/clip.mp4", "clip.mp4", "false")
+    assert "kept on the station" in video["mediaComments"]
+
+
 def test_observations_say_what_the_classifier_saw(network, tmp_path):
     database, msgs = network
     export_camtrap_dp(database, _cfg(), tmp_path, created=CREATED)

@@ -23,5 +23,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "dashboard": ("station.bench.dashboard", "API and dashboard latency over HTTP with a million detections"),
     "pipeline": ("station.bench.pipeline",
                  "the whole station on synthetic scenes: events found and tags given per kind"),
+    "pir": ("station.bench.pir",
+            "[trigger] modes (motion, pir_and_motion, pir_wake) on synthetic scenes with a simulated PIR: "
+            "recall, false events/h, camera-on share"),
 }
 """name -> (module, one-line help)"""

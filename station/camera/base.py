@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -32,6 +33,44 @@ class Frame:
     main: np.ndarray | None = None
     """BGR uint8 full-resolution image, present when requested from read()."""
     meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSettings:
+    """What an event clip should be, for a camera that records its own (picamera2)."""
+
+    size: tuple[int, int] | None
+    """Clip size; None: the camera's default for its board."""
+    bitrate_kbps: int
+    pre_trigger_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RawClip:
+    """An encoded clip as the camera's encoder made it (an H.264 elementary stream), in memory."""
+
+    data: bytes
+    codec: str
+    """"h264"."""
+    fps: float
+    size: tuple[int, int]
+    end_timestamp: float
+    """Wall clock when recording stopped: the clip's last frame (within a frame)."""
+    encoder: str
+    """The encoder that made it (e.g. "H264Encoder (hardware)")."""
+
+
+class ClipRecorder(Protocol):
+    """A camera's own event recorder (an encoder feeding a circular buffer).
+
+    Called from the capture thread; both calls are quick and touch no disk."""
+
+    def start(self) -> bool:
+        """Begin a clip with what the buffer holds (the seconds before now); False when
+        the encoder is not running."""
+
+    def stop(self) -> RawClip | None:
+        """End the clip now and hand it over; None when there was none."""
 
 
 class Camera(abc.ABC):
@@ -57,6 +96,12 @@ class Camera(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def enable_video(self, settings: VideoSettings) -> ClipRecorder | None:
+        """Ask the camera to record event clips itself (call before ``open()``). A camera
+        that cannot (every source but picamera2) returns None, and the station cuts clips
+        from its own frames instead."""
+        return None
 
     def __enter__(self) -> "Camera":
         self.open()

@@ -24,6 +24,9 @@ closed and reopened by the daemon's retry loop.
 
 Timestamps are the wall clock when the frame reached us (``time.time()``), a frame
 or two after the exposure.
+
+With ``[events] video`` the camera records event clips itself: an H.264 encoder feeding
+picamera2's ``CircularOutput`` (:mod:`station.camera.picam_video`), set up at each open.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import time
 
 import numpy as np
 
-from station.camera.base import Camera, CameraError, Frame
+from station.camera.base import Camera, CameraError, ClipRecorder, Frame, VideoSettings
 from station.camera.opencv_source import make_lores, scale_main
 from station.log import get_logger
 
@@ -61,6 +64,7 @@ class Picamera2Camera(Camera):
         self._cam = None
         self._lores_wh: Size = self.lores_size
         self._index = 0
+        self._clips = None
 
     def open(self) -> None:
         self.close()
@@ -75,11 +79,13 @@ class Picamera2Camera(Camera):
         except Exception as exc:
             raise CameraError(f"{self.uri}: could not open Raspberry Pi camera {self.camera_num}: "
                               f"{exc}") from exc
+        video = self._clips.plan(self.main_size) if self._clips is not None else None
+        lores_size = video.size if video is not None and video.stream == "lores" else self.lores_size
         try:
             frame_us = int(round(1_000_000 / self.fps))
             config = cam.create_video_configuration(
                 main={"size": self.main_size, "format": "RGB888"},
-                lores={"size": self.lores_size, "format": "YUV420"},
+                lores={"size": lores_size, "format": "YUV420"},
                 controls={"FrameDurationLimits": (frame_us, frame_us)},
             )
             cam.configure(config)
@@ -90,10 +96,19 @@ class Picamera2Camera(Camera):
         except Exception as exc:
             self._shutdown(cam)
             raise CameraError(f"{self.uri}: could not configure and start the camera: {exc}") from exc
+        if video is not None:
+            self._clips.attach(cam, main_wh if video.stream == "main" else self._lores_wh)
         self._cam = cam
         self._index = 0
         log.info("picamera2 open", camera=self.uri, main=f"{main_wh[0]}x{main_wh[1]}",
                  lores=f"{self._lores_wh[0]}x{self._lores_wh[1]}", fps=self.fps)
+
+    def enable_video(self, settings: VideoSettings) -> ClipRecorder | None:
+        """Record event clips with picamera2's encoder and circular buffer, from the next open."""
+        from station.camera.picam_video import PicameraClips
+
+        self._clips = PicameraClips(settings, self.fps, self.uri)
+        return self._clips
 
     def _check_present(self, picamera2_cls) -> None:
         """A clear message when libcamera sees no camera of that number (cable, config.txt)."""
@@ -153,6 +168,8 @@ class Picamera2Camera(Camera):
             log.warning("could not cancel the stalled capture", camera=self.uri, error=str(exc))
 
     def _shutdown(self, cam) -> None:
+        if self._clips is not None:
+            self._clips.detach()
         for step in ("stop", "close"):
             try:
                 getattr(cam, step)()

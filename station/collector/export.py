@@ -23,7 +23,10 @@ same still carries the researcher's classification (media-level observations may
 overlap: Camtrap DP allows several classifications of one file). One media row per
 still listed in the detection, with ``filePath`` relative to the station's data
 directory (``events/<event_id>/NNN.jpg``) and ``filePublic`` false: the stills stay on
-the station. Times are whole seconds in UTC (the profile's ``%Y-%m-%dT%H:%M:%S%z``);
+the station. A detection that says the station keeps a video of the event (its optional
+``clip``) gets one more media row the same way, ``fileMediatype`` ``video/mp4`` and
+``filePath`` ``events/<event_id>/clip.mp4``: the clip never travels over MQTT, so the
+collector never has it, and the row is a reference to the station's card. Times are whole seconds in UTC (the profile's ``%Y-%m-%dT%H:%M:%S%z``);
 event starts are rounded down and ends up, so every still lies inside its event.
 
 Deployments (Camtrap DP's sampling effort): a deployment starts at its station's first
@@ -355,6 +358,14 @@ def _rows_of(p: dict[str, Any], deployment_id: str,
                       "timestamp": when, "filePath": f"events/{event_id}/{name}", "filePublic": False,
                       "fileName": name, "fileMediatype": "image/jpeg",
                       "mediaComments": "pre-trigger still" if frame.get("pre_trigger") else None})
+    clip = p.get("clip")
+    if isinstance(clip, dict) and isinstance(clip.get("file"), str):
+        # The video stays on the station, as the stills do: a reference to the station's card.
+        media.append({"mediaID": f"{event_id}-clip", "deploymentID": deployment_id,
+                      "captureMethod": "activityDetection", "timestamp": _dp_time(max(start, _second(_time(clip["start"])))),
+                      "filePath": f"events/{event_id}/{clip['file']}", "filePublic": False,
+                      "fileName": clip["file"], "fileMediatype": "video/mp4",
+                      "mediaComments": f"event video, {clip.get('duration_s')} s; kept on the station"})
     event = {"observationID": event_id, "eventStart": _dp_time(start), "eventEnd": _dp_time(end),
              "observationLevel": "event"}
     observations = [_human_observation(p, verification, deployment_id, human, **event) if verification

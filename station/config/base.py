@@ -31,3 +31,11 @@ PointValue = Annotated[tuple[float, float], Strict(False)]
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True,
                               allow_inf_nan=False)
+
+
+def check_gpio(pin: int | None) -> int | None:
+    """A GPIO number as gpiozero takes it (BCM), on the Raspberry Pi's 40-pin header."""
+    if pin is not None and not 0 <= pin <= 27:
+        raise ValueError("no such GPIO on the Raspberry Pi's 40-pin header: write its BCM number, 0 to 27 "
+                         "(e.g. 17 for header pin 11)")
+    return pin

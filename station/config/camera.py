@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from station.config.base import DateTimeValue, Pair, PathValue, Section
+from station.config.base import DateTimeValue, Pair, PathValue, Section, check_gpio
 
 Size = Pair
 
@@ -38,6 +38,26 @@ class CameraSection(Section):
     """Synthetic scene: stop after this many seconds of scene time (default: endless)."""
     retry_initial_s: float = Field(default=1.0, gt=0, le=60)
     retry_max_s: float = Field(default=60.0, gt=0, le=3600)
+    ir_light: int | None = None
+    """GPIO (BCM number, 0-27 on the 40-pin header) that switches an IR illuminator on;
+    none by default (docs/deployment.md has the wiring)."""
+    ir_mode: Literal["light", "schedule"] = "light"
+    """"light": on when the camera's own frames are dark (with hysteresis); "schedule":
+    on from sunset to sunrise at [station] latitude/longitude."""
+    ir_on_below: float = Field(default=30.0, ge=0, le=255)
+    """"light": switch on when the mean grey level of the motion frames stays below this."""
+    ir_off_above: float = Field(default=90.0, ge=0, le=255)
+    """"light": switch off when it stays above this (the IR lights the scene itself, so
+    this sits well above ir_on_below)."""
+    ir_hold_s: float = Field(default=60.0, ge=0, le=3600)
+    """"light": the level must stay past a threshold this long, and the light keeps a state at
+    least this long, so a passing cloud or headlight never flickers it."""
+
+    @model_validator(mode="after")
+    def _ir_thresholds(self) -> "CameraSection":
+        if self.ir_on_below >= self.ir_off_above:
+            raise ValueError("camera.ir_on_below must be below camera.ir_off_above (the gap is the hysteresis)")
+        return self
 
     @field_validator("main_size")
     @classmethod
@@ -48,3 +68,8 @@ class CameraSection(Section):
     @classmethod
     def _lores(cls, v: Size) -> Size:
         return _check_size(v, "lores_size")
+
+    @field_validator("ir_light")
+    @classmethod
+    def _gpio(cls, v: int | None) -> int | None:
+        return check_gpio(v)

@@ -20,6 +20,7 @@ from station.config.mqtt import MqttSection
 from station.config.power import PowerSection
 from station.config.schedule import ScheduleSection
 from station.config.storage import StorageSection
+from station.config.trigger import TriggerSection
 
 
 class StationConfig(Section):
@@ -32,6 +33,7 @@ class StationConfig(Section):
     mqtt: MqttSection = MqttSection()
     schedule: ScheduleSection = ScheduleSection()
     power: PowerSection = PowerSection()
+    trigger: TriggerSection = TriggerSection()
     logging: LoggingSection = LoggingSection()
 
     @model_validator(mode="after")
@@ -39,6 +41,16 @@ class StationConfig(Section):
         if self.schedule.low_battery_v is not None and not self.power.enabled:
             raise ValueError("schedule.low_battery_v: needs a battery monitor to read the voltage: set "
                              "[power] monitor = \"ina219\" (docs/ranger-guide.md), or remove low_battery_v")
+        return self
+
+    @model_validator(mode="after")
+    def _pins(self) -> "StationConfig":
+        t, c = self.trigger, self.camera
+        if t.mode != "motion" and t.pir_pin is None and not c.uri.strip().lower().startswith("synthetic"):
+            raise ValueError(f"trigger.pir_pin: required with mode = {t.mode!r} (the GPIO the PIR is wired to); "
+                             "only a synthetic scene has a PIR of its own")
+        if t.pir_pin is not None and t.pir_pin == c.ir_light:
+            raise ValueError(f"trigger.pir_pin = {t.pir_pin}: the same GPIO as camera.ir_light")
         return self
 
 
@@ -86,6 +98,8 @@ def _describe(err: dict[str, Any], root: type[BaseModel] = StationConfig) -> str
         msg += f" ({_TOML_TYPES[kind]}, without quotes)"
     if "input" in err and not isinstance(err["input"], dict):
         return f"{key} = {err['input']!r}: {msg}"
+    if not loc:
+        return msg  # a rule across sections: the sentence names its keys
     return f"{key}: {msg}"
 
 

@@ -22,7 +22,8 @@ class StorageSection(Section):
     """Cap on the event store's size; 0 means no cap beyond the free-space floor."""
     check_interval_s: float = Field(default=30, gt=0, le=3600)
     writer_queue: int = Field(default=64, ge=4, le=4096)
-    """Frames waiting for the disk before new ones are dropped (capture never waits)."""
+    """Frames waiting for the disk before new ones are dropped (capture never waits): stills,
+    and as many again for an event clip (``[events] video``) waiting for its encoder."""
     reserve_mb: float = Field(default=4, ge=0, le=1024)
     """Room set aside at start (DATA_DIR/reserved-space) for the event records a full card
     holds back: they are written into it when the station stops. 0 disables it."""

@@ -13,7 +13,8 @@ from typing import Any
 from station.record import record_problem
 from station.events.store import RECORD_NAME, EventStore, StoreError
 
-HEADER = f"{'event id':36}  {'start (UTC)':23}  {'length':>7}  {'stills':>6}  {'pre':>5}  {'status':7}  end reason"
+HEADER = (f"{'event id':36}  {'start (UTC)':23}  {'length':>7}  {'stills':>6}  {'pre':>5}  {'clip':>6}  "
+          f"{'status':7}  end reason")
 
 
 def fmt_time(ts: float | None) -> str:
@@ -30,7 +31,18 @@ def row(record: dict[str, Any]) -> str:
     pre = record.get("pre_trigger_s")
     pre = f"{pre:>4.1f}s" if isinstance(pre, (int, float)) and not isinstance(pre, bool) else f"{'-':>5}"
     return (f"{record['id']:36}  {fmt_time(record['start_timestamp']):23}  {length:>7}  {stills:>6}  "
-            f"{pre}  {record['status']:7}  {record.get('end_reason') or '-'}")
+            f"{pre}  {_clip(record):>6}  {record['status']:7}  {record.get('end_reason') or '-'}")
+
+
+def _clip(record: dict[str, Any]) -> str:
+    """The clip column: its length, "none" when it could not be kept (the record says why), "-" without."""
+    clip = record.get("clip")
+    if not isinstance(clip, dict):
+        return "-"
+    duration = clip.get("duration_s")
+    if isinstance(clip.get("file"), str) and isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        return f"{duration:.1f}s"
+    return "none"
 
 
 def listing(store: EventStore) -> tuple[list[str], list[dict[str, Any]], list[str]]:

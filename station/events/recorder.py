@@ -11,6 +11,10 @@ While idle, a full-resolution still is kept every ``still_interval_s`` in a ring
 covering ``pre_trigger_s``: when an event opens, those stills become its first frames,
 so the event begins *before* the trigger instead of losing its first second as a PIR
 trap does.
+
+With ``[events] video`` a clip tap (:mod:`station.events.clip_tap`) sees every frame and
+each event's opening and closing, so the event's clip runs from its first still to its
+last frame.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from station.camera.base import Frame
 from station.config.events import EventsSection
+from station.events.clip_tap import ClipTap
 from station.events.ids import new_event_id
 from station.events.model import Event, Still
 from station.log import get_logger
@@ -62,7 +67,12 @@ class EventRecorder:
         self._last_motion_ts = -math.inf
         self._cooldown_until = -math.inf
         self._recent_boxes: tuple[float, tuple[Box, ...]] = (-math.inf, ())
+        self._keep = False
         self.events_closed = 0
+        self.clip_tap: ClipTap | None = None
+        """Sees every frame and each motion event's opening and closing (``[events] video``)."""
+        self.trigger_source = "motion"
+        """What opens events: "motion", "pir_and_motion" or "pir" (``[trigger] mode``)."""
 
     def reconfigure(self, cfg: EventsSection, station_id: str, deployment_id: str) -> None:
         """Take new [events] settings and identity (a config reload); the next frame uses them.
@@ -85,9 +95,14 @@ class EventRecorder:
             return True  # motion is building up: have a still ready for the trigger
         return next_ts - self._last_still_ts >= self.cfg.still_interval_s - self._tolerance
 
-    def feed(self, frame: Frame, result: MotionResult) -> None:
+    def feed(self, frame: Frame, result: MotionResult, still: bool | None = None) -> None:
+        """One frame and its motion. ``still``: keep its full-resolution image as a still
+        (default: whenever it has one); False when the image is there for the clip only."""
         ts = frame.timestamp
         self._last_ts = ts
+        if self.clip_tap is not None:
+            self.clip_tap.frame(frame, self._event)
+        self._keep = frame.main is not None if still is None else (still and frame.main is not None)
         cooling = self._event is None and ts < self._cooldown_until
         if result.motion and not cooling:
             if self._streak == 0:
@@ -106,7 +121,7 @@ class EventRecorder:
 
     def _idle(self, frame: Frame, result: MotionResult) -> None:
         ts = frame.timestamp
-        if frame.main is not None:
+        if self._keep:
             self._last_still_ts = ts
             self._buffer.append((frame, result))
         horizon = ts - self.cfg.pre_trigger_s - 1e-6
@@ -120,7 +135,7 @@ class EventRecorder:
         event = Event(
             id=self._new_id(start), station_id=self.station_id, deployment_id=self.deployment_id,
             trigger_time=trigger_time, start_time=start, motion_frames=self._streak,
-            camera=self.camera,
+            camera=self.camera, trigger_source=self.trigger_source,
         )
         self._event = event
         self._last_motion_ts = self._last_ts if self._last_ts is not None else trigger_time
@@ -130,6 +145,8 @@ class EventRecorder:
         buffered, self._buffer = list(self._buffer), deque()
         for frame, result in buffered:
             self._add_still(frame, result)
+        if self.clip_tap is not None:
+            self.clip_tap.opened(event)
 
     def _active(self, frame: Frame, result: MotionResult) -> None:
         event = self._event
@@ -138,7 +155,7 @@ class EventRecorder:
         if result.motion:
             event.motion_frames += 1
             self._last_motion_ts = ts
-        if frame.main is not None:
+        if self._keep:
             self._last_still_ts = ts
             self._add_still(frame, result)
         if ts - self._last_motion_ts >= self.cfg.post_motion_s:
@@ -173,6 +190,8 @@ class EventRecorder:
         log.info("event closed", id=event.id, reason=reason, stills=len(event.stills),
                  duration_s=f"{event.end_time - event.start_time:.2f}",
                  motion_frames=event.motion_frames)
+        if self.clip_tap is not None:
+            self.clip_tap.closed(event)
         self.sink.closed(event)
 
     def snapshot(self, frame: Frame) -> Event:

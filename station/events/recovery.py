@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from station.events.clip import PART_SUFFIX
 from station.events.ids import event_id_time
 from station.events.model import Event, Still
 from station.record import record_problem
@@ -73,8 +74,8 @@ def recover(store: "EventStore", kept: Iterable[dict[str, Any]] = (),
     for event_id in store.ids():
         folder = store.event_dir(event_id)
         _finish_temp_record(store, event_id, folder)
-        for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for tmp in [*folder.glob(".*.tmp"), *folder.glob(f".*{PART_SUFFIX}")]:
+            tmp.unlink(missing_ok=True)  # half-written files (a clip being encoded, too)
         if event_id in waiting:
             continue
         try:

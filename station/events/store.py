@@ -71,14 +71,14 @@ class EventStore:
             folder.mkdir(parents=True, exist_ok=True)
             data = json.dumps(record, indent=1, sort_keys=False).encode()
             atomic_write(folder / RECORD_NAME, data)
-            self._account(record["id"])
+            self.account(record["id"])
 
     def write_still(self, event_id: str, name: str, image: np.ndarray, quality: int = 90) -> int:
         data = encode_jpeg(image, quality)
         folder = self.event_dir(event_id)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / name, data)
-        self._account(event_id)
+        self.account(event_id)
         return len(data)
 
     def update(self, event_id: str, **keys: Any) -> EventRecord:
@@ -94,6 +94,25 @@ class EventStore:
             if change(record) is not False:
                 self.write_record(record)
             return record
+
+    def drop_clip(self, event_id: str, why: str) -> int:
+        """Delete an event's clip and keep everything else; its record's ``clip`` says
+        ``why``. The bytes freed (0 when it had no clip)."""
+        with self._lock:
+            record = self.load(event_id)
+            clip = record.get("clip")
+            if not isinstance(clip, dict) or not isinstance(clip.get("file"), str):
+                return 0
+            path = self.event_dir(event_id) / Path(clip["file"]).name
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            path.unlink(missing_ok=True)   # first: on a full card the record needs its room
+            record["clip"] = {**clip, "file": None, "mediatype": None, "bytes": 0, "error": why}
+            self.write_record(record)
+            self.account(event_id)
+            return size
 
     def delete(self, event_id: str) -> None:
         with self._lock:
@@ -145,7 +164,8 @@ class EventStore:
             pass
         return total
 
-    def _account(self, event_id: str) -> None:
+    def account(self, event_id: str) -> None:
+        """Re-measure an event folder after a file was added beside the store's own writes."""
         if self._sizes is not None:
             self._sizes[event_id] = self._dir_size(event_id)
 

@@ -7,6 +7,13 @@ dropped: a record that cannot be written (disk full) is kept and written again o
 there is room. If the station stops first, the records still held go into the space
 reserved for them at start (:mod:`station.events.reserve`), and the next start puts
 them into their folders.
+
+Event clips (``[events] video``) are made here too, off the capture path: frames from the
+station's own ring are encoded as they come (a bounded number wait; one more is dropped
+from the clip, and filled in by the frame before it), a camera's own clip is put into an
+MP4, and the record that closes the event carries the clip (:mod:`station.events.clip`).
+A clip never holds up its event: one that cannot be written leaves the event without
+video, and the record's ``clip.error`` says why.
 """
 
 from __future__ import annotations
@@ -16,8 +23,11 @@ import threading
 import time
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
+from station.camera.base import RawClip
+from station.events.clip import ClipError, ClipFile, failed_clip, remux_h264
 from station.events.model import Event, Still
 from station.events.reserve import RecordReserve
 from station.events.retention import DiskGuard
@@ -35,7 +45,7 @@ class EventWriter:
     def __init__(self, store: EventStore, guard: DiskGuard | None = None, jpeg_quality: int = 90,
                  max_pending_images: int = 64, check_interval_s: float = 30.0,
                  on_closed: Callable[[dict[str, Any]], None] | None = None,
-                 reserve: RecordReserve | None = None):
+                 reserve: RecordReserve | None = None, max_pending_clip_frames: int = 30):
         self.store = store
         self.reserve = reserve
         self._owed: set[str] = set()
@@ -46,6 +56,12 @@ class EventWriter:
         self.on_closed = on_closed
         self._queue: queue.Queue = queue.Queue()
         self._slots = threading.BoundedSemaphore(max_pending_images)
+        self._clip_slots = threading.BoundedSemaphore(max_pending_clip_frames)
+        self._clips: dict[str, ClipFile] = {}
+        """Clips being encoded, by event id (the writer thread's own)."""
+        self._clip_info: dict[str, dict[str, Any]] = {}
+        """Finished (or failed) clips, by event id, until the closed record carries them."""
+        self._clip_drops: dict[str, int] = {}
         self._failed: dict[str, dict[int, str]] = {}
         self._unwritten: dict[str, dict[str, Any]] = {}
         self._open_ids: set[str] = set()
@@ -53,6 +69,7 @@ class EventWriter:
         self._last_check = 0.0
         self.stills_written = 0
         self.stills_dropped = 0
+        self.clips_written = 0
 
     # -- EventSink, called on the capture thread --------------------------------
     def opened(self, event: Event) -> None:
@@ -72,6 +89,19 @@ class EventWriter:
 
     def closed(self, event: Event) -> None:
         self._queue.put(("closed", event.to_record()))
+
+    # -- ClipSink, called on the capture thread ---------------------------------
+    def clip_begin(self, event: Event, fps: float, size: tuple[int, int]) -> None:
+        self._queue.put(("clip_begin", event.id, fps, size))
+
+    def clip_frame(self, event: Event, timestamp: float, image: np.ndarray) -> None:
+        if not self._clip_slots.acquire(blocking=False):
+            self._clip_drops[event.id] = self._clip_drops.get(event.id, 0) + 1
+            return  # the encoder is behind: this frame is filled in by the one before it
+        self._queue.put(("clip_frame", event.id, timestamp, image))
+
+    def clip_raw(self, event: Event, raw: RawClip) -> None:
+        self._queue.put(("clip_raw", event.id, raw))
 
     # -- lifecycle --------------------------------------------------------------
     @property
@@ -123,6 +153,9 @@ class EventWriter:
                 if self._unwritten and not (self.guard is not None and self.guard.low):
                     self._retry_unwritten()
             if item is _STOP:
+                for clip in self._clips.values():
+                    clip.abort()
+                self._clips.clear()
                 self._retry_unwritten()
                 self._keep_in_reserve()
                 return
@@ -144,11 +177,15 @@ class EventWriter:
             self._write_record(record)
         elif kind == "record":
             self._write_record(item[1])
+        elif kind.startswith("clip_"):
+            self._handle_clip(item)
         elif kind == "closed":
             record = item[1]
             self._open_ids.discard(record["id"])
+            self._finish_clip(record["id"], record.get("end_timestamp"))
             if self._write_record(record):
                 self._failed.pop(record["id"], None)
+                self._clip_info.pop(record["id"], None)
                 if self.on_closed is not None:
                     self.on_closed(record)
         elif kind == "sync":
@@ -167,7 +204,65 @@ class EventWriter:
             log.error("cannot write still", id=event_id, file=name, error=str(exc))
             self._check_disk()
 
+    # -- clips (the writer thread) ------------------------------------------------
+    def _handle_clip(self, item: tuple) -> None:
+        kind, event_id = item[0], item[1]
+        if kind == "clip_frame":
+            try:
+                clip = self._clips.get(event_id)
+                if clip is not None:
+                    clip.add(item[2], item[3])
+            except (ClipError, OSError, cv2.error) as exc:
+                self._clip_failed(event_id, str(exc))
+            finally:
+                self._clip_slots.release()
+        elif kind == "clip_begin":
+            if self.guard is not None and self.guard.low:
+                self._clip_info[event_id] = failed_clip("not saved: disk low")
+                return
+            self._clips[event_id] = ClipFile(self.store.event_dir(event_id), fps=item[2], size=item[3])
+        elif kind == "clip_raw":
+            if self.guard is not None and self.guard.low:
+                self._clip_info[event_id] = failed_clip("not saved: disk low")
+                return
+            try:
+                self._clip_info[event_id] = remux_h264(item[2], self.store.event_dir(event_id))
+                self.clips_written += 1
+                self.store.account(event_id)
+            except (ClipError, OSError) as exc:
+                self._clip_info[event_id] = failed_clip(_why(exc))
+                log.error("clip not saved; the event has no video", id=event_id, error=str(exc))
+
+    def _clip_failed(self, event_id: str, error: str) -> None:
+        clip = self._clips.pop(event_id, None)
+        if clip is not None:
+            clip.abort()
+        self._clip_info[event_id] = failed_clip(error)
+        log.error("clip not saved; the event has no video", id=event_id, error=error)
+
+    def _finish_clip(self, event_id: str, end: float | None) -> None:
+        clip = self._clips.pop(event_id, None)
+        if clip is None:
+            return
+        dropped = self._clip_drops.pop(event_id, 0)
+        try:
+            info = clip.finish(end)
+        except (ClipError, OSError, cv2.error) as exc:
+            clip.abort()
+            self._clip_info[event_id] = failed_clip(_why(exc))
+            log.error("clip not saved; the event has no video", id=event_id, error=str(exc))
+            return
+        info["frames_dropped"] = dropped
+        self._clip_info[event_id] = info
+        self.clips_written += 1
+        self.store.account(event_id)
+        log.info("clip written", id=event_id, frames=info["frames"], codec=info["codec"],
+                 kb=info["bytes"] // 1024, repeated=info.get("frames_repeated", 0))
+
     def _write_record(self, record: dict[str, Any]) -> bool:
+        clip = self._clip_info.get(record["id"])
+        if clip is not None and record.get("status") == "closed":
+            record["clip"] = clip
         failed = self._failed.get(record["id"])
         if failed:
             for frame in record["frames"]:
@@ -195,6 +290,7 @@ class EventWriter:
         for record in list(self._unwritten.values()):
             if self._write_record(record) and record["status"] == "closed":
                 self._failed.pop(record["id"], None)
+                self._clip_info.pop(record["id"], None)
                 if self.on_closed is not None:
                     self.on_closed(record)
 
@@ -238,3 +334,10 @@ class EventWriter:
             if record["id"] not in kept:
                 log.error("event record not written at the stop; rebuilt from its stills at the next start "
                           "(raise storage.reserve_mb)", id=record["id"])
+
+
+def _why(exc: Exception) -> str:
+    """The record's words for a clip that was not written."""
+    if isinstance(exc, OSError):
+        return f"not saved: {exc.strerror or exc}"
+    return f"not saved: {exc}"

@@ -58,6 +58,17 @@ class PowerFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class IrFacts:
+    """The IR illuminator (``[camera] ir_light``)."""
+
+    pin: int
+    mode: str                         # light, schedule
+    on: bool                          # switched on (it is off while the camera sleeps)
+    switches: int = 0                 # times switched since start
+    light_level: float | None = None  # mean grey level it decides by (light mode)
+
+
+@dataclass(frozen=True, slots=True)
 class StationFacts:
     """A snapshot of the station's state for a health heartbeat."""
 
@@ -69,6 +80,8 @@ class StationFacts:
     " (low battery: dusk-dawn)" is added while the low-battery schedule applies."""
     power: PowerFacts | None = None
     """None where there is nothing to say (no battery monitor, not a Pi)."""
+    ir_light: IrFacts | None = None
+    """None when the station has no IR illuminator."""
 
 
 class StationControl(Protocol):

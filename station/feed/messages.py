@@ -142,9 +142,26 @@ def detection_message(record: EventRecord, station: StationSection, *, thumbnail
         "thumbnail": bool(thumbnail),
         "sent_at": timestamp(sent_at),
     }
+    clip = _clip(record.get("clip"))
+    if clip is not None:
+        msg["clip"] = clip
     if extra is not None:
         msg["extra"] = dict(extra)
     return msg
+
+
+def _clip(clip: Any) -> dict[str, Any] | None:
+    """detection/1's optional ``clip``: the event's video kept on the station's card (never
+    sent); None when the record has no clip file."""
+    if not isinstance(clip, Mapping) or not isinstance(clip.get("file"), str):
+        return None
+    if not all(isinstance(clip.get(k), str) for k in ("start", "end")):
+        return None
+    duration = clip.get("duration_s")
+    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not duration >= 0:
+        return None
+    return {"file": clip["file"], "mediatype": "video/mp4", "start": clip["start"], "end": clip["end"],
+            "duration_s": round(float(duration), 3)}
 
 
 # -- status ----------------------------------------------------------------------------
@@ -234,7 +251,7 @@ def _power_section(value: Any) -> dict[str, Any]:
 def health_message(station_id: str, *, uptime_s: float, cpu_temperature_c: float | None,
                    load: Sequence[float], memory: Any, disk: Any, outbox: Any, camera: Any, events: Any,
                    clock: Any, sent_at: float | None = None, power: Any = None,
-                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   extra: Mapping[str, Any] | None = None, ir_light: Any = None) -> dict[str, Any]:
     """health/1. Each section is a mapping or an object (a dataclass) with the keys in
     :data:`HEALTH_SECTIONS`; keys beyond those are left out. The camera URI is redacted here.
     ``power`` (optional: None leaves the section out) has its numbers kept within the
@@ -254,8 +271,12 @@ def health_message(station_id: str, *, uptime_s: float, cpu_temperature_c: float
         "load_15m": round(float(load[2]), 2),
         **sections,
     }
+    # -- optional sections: present only where the station has the part ------------------
     if power is not None:
         msg["power"] = _power_section(power)
+    if ir_light is not None:
+        data = asdict(ir_light) if is_dataclass(ir_light) else dict(ir_light)
+        msg["ir_light"] = {k: data[k] for k in ("pin", "mode", "on", "switches", "light_level")}
     if extra is not None:
         msg["extra"] = dict(extra)
     return msg

@@ -222,7 +222,8 @@ class FeedService:
             clock=sysinfo.clock_sync(),
             power=facts.power,
             # "active", or "sleeping until 18:42" outside [schedule] active hours (camera closed).
-            extra={"schedule": facts.schedule} if facts.schedule is not None else None)
+            extra={"schedule": facts.schedule} if facts.schedule is not None else None,
+            ir_light=facts.ir_light)
 
     def publish_health(self) -> bool:
         try:

@@ -21,6 +21,7 @@ from station.camera.base import Camera, CameraError, Frame
 from station.camera.pacing import MediaClock
 from station.camera.synthetic.animals import AnimalSprite
 from station.camera.synthetic.pictures import PictureSprite, find_pictures
+from station.camera.synthetic.pir import ScenePirSignal
 from station.camera.synthetic.render import Painted, StreamRenderer
 from station.camera.synthetic.scene import Crossing, Schedule, ScheduleBuilder, build_schedule
 
@@ -46,6 +47,8 @@ def parse_uri(uri: str) -> int:
 
 class SyntheticCamera(Camera):
     """A forest scene with animals crossing, wind, light changes, snow and IR nights.
+
+    Each frame's ``meta["pir"]`` is a simulated PIR sensor's output (:mod:`.pir`).
 
     ``duration_s`` ends the scene (``read`` then returns None); without it the script is
     written on as time goes. ``pictures`` walks real pictures across instead of drawn
@@ -90,6 +93,7 @@ class SyntheticCamera(Camera):
         self._painted: Painted | None = None
         self._streams: dict[int, StreamRenderer] = {}
         self._sprites: dict[int, AnimalSprite | PictureSprite] = {}
+        self._pir = ScenePirSignal()
         self._open = False
 
     # -- Camera -------------------------------------------------------------------------------
@@ -135,7 +139,7 @@ class SyntheticCamera(Camera):
             m, _ = self._stream(MAIN).render(schedule, t, index, self._sprite)
             main = cv2.cvtColor(m, cv2.COLOR_GRAY2BGR) if m.ndim == 2 else m
         return Frame(index, self.clock.timestamp(t), lores, main,
-                     meta={"scene_s": round(t, 4), "night": night})
+                     meta={"scene_s": round(t, 4), "night": night, "pir": self._pir.active(schedule, t)})
 
     # -- truth --------------------------------------------------------------------------------
     @property

@@ -21,6 +21,14 @@ Faults are set on the class before the camera is opened, and :func:`reset` clear
 
 Every call is recorded in ``camera.calls`` as ``(name, args...)``; ``Picamera2.instances``
 lists every camera made.
+
+Video, as picamera2 does it: ``start_encoder(encoder, output, name=stream)`` starts an
+encoder from :mod:`picamera2.encoders` (this fake's encoders make real H.264 with PyAV,
+as picamera2's own ``LibavH264Encoder`` does) on a stream, and from then on every frame the
+camera delivers goes through it to its outputs (:mod:`picamera2.outputs`, with
+``CircularOutput``). ``encoders.use_board("pi5")`` makes ``H264Encoder`` the software
+encoder, as picamera2 does on a board without a hardware encoder;
+``encoders.fail_start = "why"`` makes every encoder refuse to start.
 """
 
 from __future__ import annotations
@@ -80,6 +88,7 @@ class Picamera2:
         self.is_open = True
         self.frames = 0
         self.pending: list[Job] = []
+        self.encoders: set = set()
         Picamera2.instances.append(self)
 
     # -- configuration --------------------------------------------------------------------
@@ -189,6 +198,8 @@ class Picamera2:
         arrays = [self._array(name) for name in names]
         metadata = {"SensorTimestamp": 1_000_000_000 + self.frames * 100_000_000,
                     "ExposureTime": 20000, "AnalogueGain": 1.0}
+        for encoder in list(self.encoders):   # the camera hands every frame to its encoders
+            encoder.encode(self._array(encoder.name), metadata["SensorTimestamp"] // 1000)
         self.frames += 1
         return arrays, metadata
 
@@ -219,6 +230,35 @@ class Picamera2:
             job.cancelled = True
         self.pending = []
 
+    # -- video ----------------------------------------------------------------------------
+
+    def start_encoder(self, encoder=None, output=None, pts=None, quality=None, name=None) -> None:
+        self.calls.append(("start_encoder", type(encoder).__name__, name))
+        from picamera2.outputs import FileOutput
+
+        if encoder is None:
+            raise RuntimeError("No encoder specified")
+        if output is not None:
+            encoder.output = FileOutput(output, pts=pts) if isinstance(output, str) else output
+        name = name or (self.camera_config or {}).get("encode", "main")
+        stream = (self.camera_config or {}).get(name)
+        if stream is None:
+            raise RuntimeError(f"Encode stream {name} was not defined")
+        encoder.name = name
+        encoder.width, encoder.height = stream["size"]
+        encoder.format = stream["format"]
+        encoder.stride = stream["stride"]
+        encoder.start(quality=quality)
+        self.encoders.add(encoder)
+
+    def stop_encoder(self, encoders=None) -> None:
+        self.calls.append(("stop_encoder",))
+        chosen = list(self.encoders) if encoders is None else (
+            [encoders] if not isinstance(encoders, (list, set)) else list(encoders))
+        for encoder in chosen:
+            encoder.stop()
+            self.encoders.discard(encoder)
+
     def stop(self) -> None:
         self.calls.append(("stop",))
         self.started = False
@@ -238,6 +278,10 @@ def reset() -> None:
     Picamera2.stall_after_frames = None
     Picamera2.stride_align = 64
     Picamera2.instances = []
+    from picamera2 import encoders
+
+    encoders.use_board("pi4")
+    encoders.fail_start = None
 
 
 reset()
