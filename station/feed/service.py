@@ -86,12 +86,29 @@ class FeedService:
         if getattr(self, "_catcher", None) is not None:
             self._catcher.join(timeout)
 
-    def wait_delivered(self, timeout: float) -> bool:
+    def wait_delivered(self, timeout: float, offline_grace_s: float = 5.0) -> bool:
         """Block until every final event is queued and the broker has acknowledged the outbox
-        (a replay that ran out, the demo's Ctrl-C); False at the timeout."""
+        (a replay that ran out, the demo's Ctrl-C); False at the timeout, or once the broker
+        has been out of reach for ``offline_grace_s`` (down, or refusing our credentials):
+        waiting longer would not deliver anything, and the outbox keeps it all for the next
+        start."""
         deadline = time.monotonic() + timeout
         self.wait_caught_up(timeout)
-        return self.publisher.wait_delivered(max(0.0, deadline - time.monotonic()))
+        offline_since: float | None = None
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            if self.publisher.connected:
+                offline_since = None
+            elif offline_since is None:
+                offline_since = now
+            elif now - offline_since >= offline_grace_s:
+                log.warning("broker out of reach; undelivered detections stay in the outbox for the next start",
+                            queued=len(self.outbox), error=self.publisher.last_error)
+                return False
+            if self.publisher.wait_delivered(min(0.5, deadline - now)):
+                return True
 
     def reconfigure(self, cfg: StationConfig) -> None:
         """A reloaded config: the classifier and station sections take effect for the next
